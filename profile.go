@@ -149,15 +149,15 @@ type Profile struct {
 }
 
 // Page-size arithmetic.
-func (p *Profile) PageBytes() int           { return 1 << p.PageShift }
-func (p *Profile) PagesPerSection() int     { return 1 << p.SectionShift }
-func (p *Profile) PagesPerSubsection() int  { return 1 << p.SubsectionShift }
+func (p *Profile) PageBytes() int             { return 1 << p.PageShift }
+func (p *Profile) PagesPerSection() int       { return 1 << p.SectionShift }
+func (p *Profile) PagesPerSubsection() int    { return 1 << p.SubsectionShift }
 func (p *Profile) SubsectionsPerSection() int { return 1 << (p.SectionShift - p.SubsectionShift) }
-func (p *Profile) PageblockPages() int      { return 1 << p.PageblockOrder }
-func (p *Profile) PMDPages() int            { return 1 << p.PMDShift }
-func (p *Profile) HugePages() int           { return 1 << p.PMDShift }
-func (p *Profile) BlockPages() int          { return p.SectionsPerBlock << p.SectionShift }
-func (p *Profile) BlockBytes() int64        { return int64(p.BlockPages()) << p.PageShift }
+func (p *Profile) PageblockPages() int        { return 1 << p.PageblockOrder }
+func (p *Profile) PMDPages() int              { return 1 << p.PMDShift }
+func (p *Profile) HugePages() int             { return 1 << p.PMDShift }
+func (p *Profile) BlockPages() int            { return p.SectionsPerBlock << p.SectionShift }
+func (p *Profile) BlockBytes() int64          { return int64(p.BlockPages()) << p.PageShift }
 
 // StructPagesPerVmemmapPage is how many pfns one vmemmap page describes (PAGE_SIZE / S).
 func (p *Profile) StructPagesPerVmemmapPage() int { return p.PageBytes() / p.StructPageBytes }

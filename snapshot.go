@@ -57,16 +57,16 @@ const (
 type PageState uint8
 
 const (
-	PageAbsent        PageState = iota // no memmap for this pfn
-	PageBoot                           // boot RAM, owned by the rest of the kernel
-	PageHole                           // a hole inside an early section (memmap exists, no RAM)
-	PagePoisoned                       // memmap exists but is uninitialized (added, offline)
-	PageFree                           // free in the buddy allocator
-	PagePinned                         // an unmovable allocation
-	PageHugetlb                        // part of a hugetlb folio
-	PageSelfHosted                     // memmap_on_memory set-aside of an online block
-	PageDevice                         // a ZONE_DEVICE page
-	PageDeviceMemmap                   // inside a ZONE_DEVICE driver altmap window
+	PageAbsent       PageState = iota // no memmap for this pfn
+	PageBoot                          // boot RAM, owned by the rest of the kernel
+	PageHole                          // a hole inside an early section (memmap exists, no RAM)
+	PagePoisoned                      // memmap exists but is uninitialized (added, offline)
+	PageFree                          // free in the buddy allocator
+	PagePinned                        // an unmovable allocation
+	PageHugetlb                       // part of a hugetlb folio
+	PageSelfHosted                    // memmap_on_memory set-aside of an online block
+	PageDevice                        // a ZONE_DEVICE page
+	PageDeviceMemmap                  // inside a ZONE_DEVICE driver altmap window
 	NrPageStates
 )
 
@@ -93,11 +93,11 @@ func (m Migratetype) String() string { return mtNames[m] }
 type FrameSource uint8
 
 const (
-	SrcUnmapped FrameSource = iota
-	SrcBoot                 // memblock at boot (early sections)
-	SrcBuddy                // the page allocator (outside the modeled range)
-	SrcAltmap               // an altmap: Frame is the pfn, Altmap the altmap's base pfn
-	SrcHVOShared            // HVO remapped this vmemmap page read-only onto Frame = the head's vmemmap page
+	SrcUnmapped  FrameSource = iota
+	SrcBoot                  // memblock at boot (early sections)
+	SrcBuddy                 // the page allocator (outside the modeled range)
+	SrcAltmap                // an altmap: Frame is the pfn, Altmap the altmap's base pfn
+	SrcHVOShared             // HVO remapped this vmemmap page read-only onto Frame = the head's vmemmap page
 )
 
 var srcNames = [...]string{"unmapped", "boot", "buddy", "altmap", "hvo-shared"}
@@ -119,7 +119,7 @@ func (m MapSize) String() string { return mapNames[m] }
 
 // AltmapSnap is a struct vmem_altmap.
 type AltmapSnap struct {
-	BasePfn, EndPfn              int // EndPfn inclusive
+	BasePfn, EndPfn             int // EndPfn inclusive
 	Reserve, Free, Align, Alloc int
 }
 
