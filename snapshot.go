@@ -205,6 +205,10 @@ type Snapshot struct {
 	Folios     []Folio
 	Pgmaps     []PgmapSnap
 	Pending    FaultKind
+	// BadFrees counts vmemmap frames taken from an altmap that were released to the buddy.
+	BadFrees int
+	// AltmapLeaks counts altmaps freed while frames were still accounted to them (alloc != 0).
+	AltmapLeaks int
 }
 
 // Block returns the block with id, or nil.
@@ -393,6 +397,8 @@ func (s *Snapshot) Hash() uint64 {
 		wa(g.Altmap)
 	}
 	w(uint64(s.Pending))
+	w(uint64(s.BadFrees))
+	w(uint64(s.AltmapLeaks))
 	return d.Sum64()
 }
 
@@ -459,6 +465,12 @@ func Diff(a, b *Snapshot, na, nb string, max int) []string {
 	}
 	if a.Pending != b.Pending {
 		add("fail_next: %s=%s %s=%s", na, a.Pending, nb, b.Pending)
+	}
+	if a.BadFrees != b.BadFrees {
+		add("bad_frees: %s=%d %s=%d", na, a.BadFrees, nb, b.BadFrees)
+	}
+	if a.AltmapLeaks != b.AltmapLeaks {
+		add("altmap_leaks: %s=%d %s=%d", na, a.AltmapLeaks, nb, b.AltmapLeaks)
 	}
 	return out
 }
