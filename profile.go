@@ -208,8 +208,8 @@ func (p *Profile) Validate() error {
 		return bad("sizeof(struct page) %d must be in (0, PAGE_SIZE]", p.StructPageBytes)
 	case p.SubsectionShift < 0 || p.SubsectionShift > p.SectionShift:
 		return bad("subsection (%d pages) larger than a section (%d pages)", p.PagesPerSubsection(), p.PagesPerSection())
-	case p.SubsectionsPerSection() > 64:
-		return bad("%d subsections per section: at most 64 supported", p.SubsectionsPerSection())
+	case p.SubsectionsPerSection() > MaxSubsections:
+		return bad("%d subsections per section: at most %d supported", p.SubsectionsPerSection(), MaxSubsections)
 	case p.MaxOrder > p.SectionShift:
 		return bad("MAX_PAGE_ORDER %d + PAGE_SHIFT exceeds the section size (a buddy chunk would cross a section)", p.MaxOrder)
 	case p.PageblockOrder > p.MaxOrder:

@@ -146,9 +146,9 @@ type BlockSnap struct {
 
 // SectionSnap is one struct mem_section.
 type SectionSnap struct {
-	Flags  uint8  // Section* bits
-	Usage  bool   // usage != NULL
-	SubMap uint64 // usage->subsection_map
+	Flags  uint8         // Section* bits
+	Usage  bool          // usage != NULL
+	SubMap SubsectionMap // usage->subsection_map
 }
 
 // ZoneSnap is a zone's counters and span [Start, End).
@@ -357,7 +357,9 @@ func (s *Snapshot) Hash() uint64 {
 	}
 	for _, x := range s.Sections {
 		w(uint64(x.Flags) | uint64(b2i(x.Usage))<<8)
-		w(x.SubMap)
+		for _, word := range x.SubMap {
+			w(word)
+		}
 	}
 	for _, z := range s.Zones {
 		w(uint64(z.Present))
@@ -507,7 +509,7 @@ func FmtSection(x SectionSnap) string {
 	}
 	u := "nil"
 	if x.Usage {
-		u = fmt.Sprintf("map=%#x", x.SubMap)
+		u = "map=" + x.SubMap.String()
 	}
 	return strings.Join(f, "|") + " usage=" + u
 }
