@@ -104,3 +104,14 @@ func (p *Profile) NrVmemmapPages() int {
 	}
 	return p.MemmapOnMemoryPages()
 }
+
+// WithBlockBytes returns p with a different memory block size (a power-of-two multiple of the
+// section size), e.g. the 2 GiB blocks of a large x86 machine or a pseries LMB size.
+func (p Profile) WithBlockBytes(b int64) (Profile, error) {
+	sec := int64(p.PagesPerSection()) << p.PageShift
+	if b <= 0 || b%sec != 0 {
+		return p, fmt.Errorf("profile %s: block size %d is not a multiple of the section size (%d bytes)", p.Name, b, sec)
+	}
+	p.SectionsPerBlock = int(b / sec)
+	return p, p.Validate()
+}

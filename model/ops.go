@@ -180,6 +180,12 @@ func (m *Machine) removeMemory(b, nr int) mcheck.Errno {
 	if nr == 0 || b+nr > p.NrBlocks() {
 		return mcheck.EINVAL
 	}
+	bp := p.BlockPages()
+	for _, g := range m.pgmaps { // modeling choice: remove_memory callers own the range
+		if g.start < (b+nr)*bp && b*bp < g.start+g.n {
+			return mcheck.EINVAL
+		}
+	}
 	withVmemmap := 0
 	for i := b; i < b+nr; i++ { // check_memblock_offlined_cb
 		if blk := m.blocks[i]; blk != nil {
@@ -191,7 +197,6 @@ func (m *Machine) removeMemory(b, nr int) mcheck.Errno {
 			}
 		}
 	}
-	bp := p.BlockPages()
 	switch {
 	case withVmemmap == 0:
 		for i := b; i < b+nr; i++ {

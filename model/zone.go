@@ -106,3 +106,25 @@ func (m *Machine) setOnlineInside(a, n int, on bool) {
 		m.setOnline(a, end-a, on)
 	}
 }
+
+// ValidZones is what /sys/devices/system/memory/memoryN/valid_zones prints (drivers/base/memory.c
+// valid_zones_show): the zone of an online block, or for an offline one the default (auto) zone
+// followed by the kernel and movable choices where they differ. "" if the block does not exist.
+func (m *Machine) ValidZones(id int) string {
+	blk := m.block(id)
+	if blk == nil {
+		return ""
+	}
+	if blk.state == mcheck.BlockOnline {
+		return blk.zone.String()
+	}
+	a, n := id*m.p.BlockPages(), m.p.BlockPages()
+	def := m.zoneFor(mcheck.OnlineAuto, a, n)
+	out := def.String()
+	for _, t := range []mcheck.OnlineType{mcheck.OnlineKernel, mcheck.OnlineMovable} {
+		if z := m.zoneFor(t, a, n); z != def {
+			out += " " + z.String()
+		}
+	}
+	return out
+}
