@@ -622,3 +622,59 @@ func stripFrame(s string) string {
 	}
 	return s
 }
+
+func altmapEqual(a, b *AltmapSnap) bool {
+	if a == nil || b == nil {
+		return a == b
+	}
+	return *a == *b
+}
+
+// Equal reports whether two snapshots are identical, without allocating (Diff explains how
+// they differ).
+func (s *Snapshot) Equal(o *Snapshot) bool {
+	if s.Pending != o.Pending || s.BadFrees != o.BadFrees || s.AltmapLeaks != o.AltmapLeaks || s.Zones != o.Zones ||
+		len(s.Blocks) != len(o.Blocks) || len(s.Sections) != len(o.Sections) || len(s.Pages) != len(o.Pages) ||
+		len(s.Pageblocks) != len(o.Pageblocks) || len(s.Vmemmap) != len(o.Vmemmap) ||
+		len(s.Folios) != len(o.Folios) || len(s.Pgmaps) != len(o.Pgmaps) {
+		return false
+	}
+	for i := range s.Blocks {
+		a, b := &s.Blocks[i], &o.Blocks[i]
+		if a.ID != b.ID || a.State != b.State || a.Zone != b.Zone || a.Boot != b.Boot || a.NrVmemmap != b.NrVmemmap || !altmapEqual(a.Altmap, b.Altmap) {
+			return false
+		}
+	}
+	for i := range s.Sections {
+		if s.Sections[i] != o.Sections[i] {
+			return false
+		}
+	}
+	for i := range s.Pages {
+		if s.Pages[i] != o.Pages[i] {
+			return false
+		}
+	}
+	for i := range s.Pageblocks {
+		if s.Pageblocks[i] != o.Pageblocks[i] {
+			return false
+		}
+	}
+	for i := range s.Vmemmap {
+		if s.Vmemmap[i] != o.Vmemmap[i] {
+			return false
+		}
+	}
+	for i := range s.Folios {
+		if s.Folios[i] != o.Folios[i] {
+			return false
+		}
+	}
+	for i := range s.Pgmaps {
+		a, b := &s.Pgmaps[i], &o.Pgmaps[i]
+		if a.Start != b.Start || a.N != b.N || !altmapEqual(a.Altmap, b.Altmap) {
+			return false
+		}
+	}
+	return true
+}

@@ -132,8 +132,11 @@ func (q *Pair) compare(i int, op mcheck.Op, opp *mcheck.Op, mr, ir mcheck.Result
 	if mr != ir {
 		return f(KindResult, fmt.Sprintf("result: model=%s impl=%s", mr, ir))
 	}
-	is := q.Impl.Snapshot()
-	if d := mcheck.Diff(next, is, "model", "impl", 20); len(d) > 0 {
+	if is := q.Impl.Snapshot(); !next.Equal(is) {
+		d := mcheck.Diff(next, is, "model", "impl", 20)
+		if len(d) == 0 {
+			d = []string{"snapshots differ in a field Diff does not print"}
+		}
 		return f(KindSnapshot, d...)
 	}
 	if v := invariant.Check(q.Profile, prev, opp, mr, next); len(v) > 0 {

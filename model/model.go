@@ -71,6 +71,8 @@ type Machine struct {
 	pending mcheck.FaultKind
 
 	badFrees, altmapLeaks int
+
+	snap *mcheck.Snapshot // cached rendering of the current state; dropped by Apply
 }
 
 // New builds the initial state of profile p: boot memory online in DMA32, nothing hot-added.
@@ -163,6 +165,14 @@ func (m *Machine) Clone() mcheck.Machine {
 // Fingerprint hashes the canonical snapshot: the model keeps no state that the snapshot omits.
 func (m *Machine) Fingerprint() uint64 { return m.Snapshot().Hash() }
 
+// Snapshot renders the observable state (cached until the next Apply; callers must not modify it).
+func (m *Machine) Snapshot() *mcheck.Snapshot {
+	if m.snap == nil {
+		m.snap = m.render()
+	}
+	return m.snap
+}
+
 // Check has nothing to report: the model is the reference, judged by the invariants.
 func (m *Machine) Check() []string { return nil }
 
@@ -173,8 +183,7 @@ func snapAltmap(a *altmap) *mcheck.AltmapSnap {
 	return &mcheck.AltmapSnap{BasePfn: a.base, EndPfn: a.end, Reserve: a.reserve, Free: a.free, Align: a.align, Alloc: a.alloc}
 }
 
-// Snapshot renders the observable state.
-func (m *Machine) Snapshot() *mcheck.Snapshot {
+func (m *Machine) render() *mcheck.Snapshot {
 	s := &mcheck.Snapshot{Pending: m.pending, BadFrees: m.badFrees, AltmapLeaks: m.altmapLeaks}
 	for id, b := range m.blocks {
 		if b == nil {

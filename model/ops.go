@@ -8,6 +8,7 @@ import (
 
 // Apply runs one op to completion, as the kernel does under the hotplug lock.
 func (m *Machine) Apply(op mcheck.Op) mcheck.Result {
+	m.snap = nil
 	switch op.Kind {
 	case mcheck.OpAddMemory:
 		return res(m.addMemory(op.Block, op.Nr, op.MMOM))
