@@ -48,7 +48,7 @@ while read -r cmd a b; do
     echo "cmdline|$(cat /proc/cmdline)"
     end INFO 0 ;;
   BLOCKS)
-    cd $M && ls -d memory[0-9]* 2>/dev/null
+    cd $M && ls -1d memory[0-9]* 2>/dev/null
     cd /
     end BLOCKS 0 ;;
   STATE)
@@ -65,7 +65,7 @@ while read -r cmd a b; do
     for f in state phys_index valid_zones removable phys_device online; do
       grep -H . memory[0-9]*/$f 2>/dev/null
     done
-    echo "@@S blocknodes"; ls -d memory[0-9]*/node[0-9]* 2>/dev/null
+    echo "@@S blocknodes"; ls -1d memory[0-9]*/node[0-9]* 2>/dev/null
     cd /
     echo "@@S zoneinfo"; cat /proc/zoneinfo
     echo "@@S meminfo"; cat /proc/meminfo

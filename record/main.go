@@ -31,7 +31,7 @@ func Main(args []string, stdout, stderr io.Writer) int {
 	fs.DurationVar(&o.Timeout, "timeout", 10*time.Minute, "limit per scenario (QEMU is killed after it)")
 	fs.DurationVar(&o.BootTimeout, "boot-timeout", 120*time.Second, "limit for the guest agent to come up")
 	fs.DurationVar(&o.PlugTimeout, "plug-timeout", 30*time.Second, "limit for a plugged DIMM's blocks to appear")
-	fs.DurationVar(&o.UnplugTimeout, "unplug-timeout", 20*time.Second, "limit for DEVICE_DELETED after device_del")
+	fs.DurationVar(&o.UnplugTimeout, "unplug-timeout", 90*time.Second, "limit for DEVICE_DELETED (or the guest's _OST refusal) after device_del")
 	fs.BoolVar(&all, "all", false, "record every scenario in --scenarios")
 	fs.BoolVar(&list, "list", false, "list the scenarios and their actions, run nothing")
 	fs.StringVar(&scenDir, "scenarios", "corpus/kernel/scenarios", "scenario directory for --all")

@@ -355,28 +355,33 @@ func stripDmesg(l string) string { return dmesgStampRE.ReplaceAllString(l, "") }
 // observation), dump_page() output (volatile: addresses and refcounts), everything else
 // (volatile: boot chatter).
 var (
-	dmesgDumpPageRE = regexp.MustCompile(`^(page:|page dumped because|flags: 0x|raw: |head: |page_type:|memcg:|page_owner|Hardware name:|Call Trace:|<TASK>|</TASK>|\s)`)
+	dmesgDumpPageRE = regexp.MustCompile(`^(page:|page dumped because|flags: 0x|raw: |head: |page_type:|memcg:|page_owner)`)
 	dmesgMemRE      = regexp.MustCompile(`(?i)(memory|memmap|hotplug|hot-plug|hot plug|offlin|onlin|e820|SRAT|ACPI|acpiphp|zone|movable|pfn|HugeTLB|vmemmap|Command line|section|node 0: \[mem|\bmem\b|eject|pnp|dimm|Built \d+ zonelists)`)
 )
 
 // classifyDmesg splits new dmesg lines (timestamps stripped) into kept, dump_page and other.
+// Indented continuation lines go with the line they continue.
 func classifyDmesg(lines []string) (kept, dumpPage, other []string) {
 	kept, dumpPage, other = []string{}, []string{}, []string{}
+	last := &other
 	for _, raw := range lines {
 		if strings.TrimSpace(raw) == "" {
 			continue
 		}
 		l := stripDmesg(raw)
 		switch {
+		case l != "" && (l[0] == ' ' || l[0] == '\t'):
+			// continuation of the previous line
 		case dmesgDumpPageRE.MatchString(l):
-			dumpPage = append(dumpPage, l)
+			last = &dumpPage
 		case strings.HasPrefix(l, "Memory: ") || strings.HasPrefix(l, "Linux version"):
-			other = append(other, l)
+			last = &other
 		case dmesgMemRE.MatchString(l):
-			kept = append(kept, l)
+			last = &kept
 		default:
-			other = append(other, l)
+			last = &other
 		}
+		*last = append(*last, l)
 	}
 	return
 }
@@ -401,6 +406,10 @@ func errnoFromMessage(msg string) string {
 	m := strings.ToLower(strings.TrimSpace(msg))
 	if m == "" {
 		return ""
+	}
+	// busybox ash's own wording for a failed open of a missing path
+	if strings.HasSuffix(m, "nonexistent directory") {
+		return "ENOENT"
 	}
 	best, bestLen := "", 0
 	for _, e := range errnos {

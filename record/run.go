@@ -161,7 +161,11 @@ func (v *vm) kill() {
 
 func (v *vm) stderrText() string {
 	s := strings.TrimSpace(v.stderr.String())
-	return strings.ReplaceAll(s, "\n", " | ")
+	s = strings.ReplaceAll(s, "\n", " | ")
+	if len(s) > 300 {
+		s = s[:300] + " ..."
+	}
+	return s
 }
 
 // startVM boots img with the agent initramfs and connects QMP and the agent.
@@ -546,26 +550,31 @@ func (v *vm) doUnplug(o *Options, a Action) (orderedMap[any], stepOutcome, error
 	ejected := false
 	resp := "device_del refused"
 	if r.OK {
-		_, ejected = v.qmp.WaitEvent(mark, o.UnplugTimeout, func(ev qmpEvent) bool {
-			if ev.Event != "DEVICE_DELETED" {
-				return false
-			}
-			var d struct {
-				Device string `json:"device"`
-			}
-			json.Unmarshal(ev.Data, &d)
-			return d.Device == a.DIMM
-		})
-		if ejected {
-			resp = "ejected"
-		} else {
-			resp = fmt.Sprintf("no DEVICE_DELETED within %v", o.UnplugTimeout)
-			// the guest's answer to the eject request (_OST source 3), if any
-			for _, ev := range v.qmp.EventsSince(mark) {
-				if i := ostInfo(ev); ev.Event == "ACPI_DEVICE_OST" && i != nil && num(i["source"]) == 3 {
-					resp += fmt.Sprintf("; guest _OST eject status %d", num(i["status"]))
+		// Stop at DEVICE_DELETED, or when the guest answers the eject request (_OST source 3)
+		// with a final status: 0x84 means "ejection in progress", anything else but 0 a refusal.
+		ev, got := v.qmp.WaitEvent(mark, o.UnplugTimeout, func(ev qmpEvent) bool {
+			switch ev.Event {
+			case "DEVICE_DELETED":
+				var d struct {
+					Device string `json:"device"`
 				}
+				json.Unmarshal(ev.Data, &d)
+				return d.Device == a.DIMM
+			case "ACPI_DEVICE_OST":
+				i := ostInfo(ev)
+				st := num(i["status"])
+				return i != nil && i["device"] == a.DIMM && num(i["source"]) == 3 && st != 0 && st != 0x84
 			}
+			return false
+		})
+		ejected = got && ev.Event == "DEVICE_DELETED"
+		switch {
+		case ejected:
+			resp = "ejected"
+		case got:
+			resp = fmt.Sprintf("refused: guest _OST eject status %d", num(ostInfo(ev)["status"]))
+		default:
+			resp = fmt.Sprintf("no DEVICE_DELETED within %v", o.UnplugTimeout)
 		}
 	}
 	res = append(res, kv[any]{"guest_response", resp}, kv[any]{"ejected", ejected})
@@ -578,7 +587,7 @@ func (v *vm) doUnplug(o *Options, a Action) (orderedMap[any], stepOutcome, error
 	}
 	res = append(res, kv[any]{"ok", ejected})
 	// give late events (the final _OST) a moment to arrive
-	time.Sleep(100 * time.Millisecond)
+	time.Sleep(300 * time.Millisecond)
 	res = append(res, kv[any]{"qmp_events", v.qmp.EventsSince(mark)})
 	list, _, err := v.memoryDevices()
 	if err != nil {
