@@ -221,8 +221,8 @@ func Replay(r *Recording) (*Report, error) {
 	baseM := modelZones(m.Snapshot())
 	baseMem := int(base.Meminfo["MemTotal"])
 	dimms := map[string][]int{} // DIMM id -> its memory blocks
-	pins := map[int]int{}        // environment pins per block (kernel allocations in a kernel zone)
-	gone := map[string]bool{}    // DIMMs already ejected
+	pins := map[int]int{}       // environment pins per block (kernel allocations in a kernel zone)
+	gone := map[string]bool{}   // DIMMs already ejected
 	check := func(st *Step, field, want, got string) {
 		rep.Total++
 		if want == got {
