@@ -42,7 +42,8 @@ type stepOutcome struct {
 	Finding     *Finding
 }
 
-// stepResults is Step that also returns both results (for printing traces).
+// stepResults is Pair.Step that also returns both results (for printing traces); it must mirror
+// Pair.Step line for line.
 func (q *Pair) stepResults(i int, op mcheck.Op) stepOutcome {
 	prev := q.ModelSnapshot()
 	mr := q.Model.Apply(op)

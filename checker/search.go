@@ -29,9 +29,9 @@ func (s ShardSpec) Active() bool { return s.Count > 1 }
 func (s ShardSpec) String() string { return fmt.Sprintf("%d/%d", s.Index, s.Count) }
 
 // ShardPrefixFactor: a sharded search expands levels redundantly (in every shard) until the
-// frontier holds at least ShardPrefixFactor*Count states, then keeps frontier state k for shard
-// k mod Count.
-const ShardPrefixFactor = 16
+// frontier holds at least ShardPrefixFactor*Count states, then keeps a contiguous range of the
+// frontier's canonical order per shard (shardSlice).
+const ShardPrefixFactor = 64
 
 // Options configure Search.
 type Options struct {
@@ -41,6 +41,9 @@ type Options struct {
 	MaxStates int64       // stop (partial) after this many distinct states; 0: no bound
 	MaxMemory int64       // stop (partial) when the Go heap exceeds this many bytes; 0: no bound
 	Shard     ShardSpec
+	// ShardPrefix overrides ShardPrefixFactor*Shard.Count: the frontier size at which a sharded
+	// search splits (0: the default). All shards of one search must use the same value.
+	ShardPrefix int
 
 	// Progress, if set, is called about every ProgressEvery (default 1 s) from a monitor goroutine.
 	Progress      func(Progress)
@@ -213,6 +216,7 @@ func Search(ctx context.Context, root Root, opt Options) (out *Outcome, err erro
 		workers = runtime.NumCPU()
 	}
 	mon := &monitor{start: time.Now()}
+	mon.sample(opt.MaxMemory)
 	stopMon := make(chan struct{})
 	var monWG sync.WaitGroup
 	monWG.Add(1)
@@ -252,23 +256,21 @@ func Search(ctx context.Context, root Root, opt Options) (out *Outcome, err erro
 	}
 	frontier := []*fnode{{node: r, fp: fp0}}
 	prefixDone := !opt.Shard.Active()
+	splitAt := ShardPrefixFactor * opt.Shard.Count
+	if opt.ShardPrefix > 0 {
+		splitAt = opt.ShardPrefix
+	}
 	level := 0
 	for ; level < opt.Depth; level++ {
 		if len(frontier) == 0 {
 			out.Exhausted = true
 			break
 		}
-		if !prefixDone && len(frontier) >= ShardPrefixFactor*opt.Shard.Count {
+		if !prefixDone && len(frontier) >= splitAt {
 			prefixDone = true
 			out.PrefixDepth = level
 			out.PrefixStates = out.Distinct
-			var mine []*fnode
-			for i, n := range frontier {
-				if i%opt.Shard.Count == opt.Shard.Index {
-					mine = append(mine, n)
-				}
-			}
-			frontier = mine
+			frontier = shardSlice(frontier, opt.Shard)
 		}
 		mon.depth.Store(int64(level))
 		mon.frontier.Store(int64(len(frontier)))
@@ -352,6 +354,16 @@ func expand(ctx context.Context, level int, frontier []*fnode, visited *FPSet, o
 				return
 			}
 			parent := frontier[i]
+			// A node must still be the state that was fingerprinted. If not, a machine's Clone
+			// shares memory with another state (e.g. a slice's backing array), and both the dedup
+			// and any counterexample would be wrong: stop with an internal error.
+			if fp := parent.node.Fingerprint(); fp != parent.fp {
+				c.err = &InternalError{Where: "search", Value: fmt.Sprintf(
+					"the state reached by %v changed after it was recorded (fingerprint %#x, now %#x): "+
+						"a machine's Clone is not a deep copy, or Apply/Fingerprint is not deterministic",
+					pathOps(ops, parent.path), parent.fp, fp)}
+				return
+			}
 			for j := range ops {
 				child := parent.node.Clone()
 				if f := child.Step(level, ops[j]); f != nil {
@@ -474,4 +486,15 @@ func pathOps(ops []mcheck.Op, p []uint16) []mcheck.Op {
 		out[i] = ops[j]
 	}
 	return out
+}
+
+// shardSlice is the part of the split frontier that shard s owns: a contiguous range of the
+// canonical order, [i*N/n, (i+1)*N/n). Neighbours in canonical order tend to be siblings (children
+// of one parent), whose descendants overlap most, so keeping them in one shard lets the shard's
+// own dedup absorb most of the overlap.
+func shardSlice(frontier []*fnode, s ShardSpec) []*fnode {
+	n := len(frontier)
+	lo := s.Index * n / s.Count
+	hi := (s.Index + 1) * n / s.Count
+	return frontier[lo:hi:hi]
 }

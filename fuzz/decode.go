@@ -41,6 +41,7 @@ var (
 	variantsOnce sync.Once
 	baseNames    []string
 	variantsOf   map[string][]mcheck.Profile
+	variantIndex map[string][2]int // knobKey -> (base, variant)
 )
 
 func loadVariants() {
@@ -61,9 +62,13 @@ func loadVariants() {
 		}
 		sort.Strings(rest)
 		baseNames = append(baseNames, rest...)
-		for _, n := range baseNames {
+		variantIndex = map[string][2]int{}
+		for i, n := range baseNames {
 			p, _ := mcheck.LookupProfile(n)
 			variantsOf[n] = variants(p)
+			for j, v := range variantsOf[n] {
+				variantIndex[knobKey(v)] = [2]int{i, j}
+			}
 		}
 	})
 }
@@ -124,13 +129,8 @@ func DrawProfile(s Source) mcheck.Profile {
 // profileChoices is DrawProfile's inverse; ok is false if p is not one of the variants.
 func profileChoices(p mcheck.Profile) (base, variant int, ok bool) {
 	loadVariants()
-	key := knobKey(p)
-	for i, n := range baseNames {
-		for j, v := range variantsOf[n] {
-			if knobKey(v) == key {
-				return i, j, true
-			}
-		}
+	if ij, ok := variantIndex[knobKey(p)]; ok {
+		return ij[0], ij[1], true
 	}
 	for i, n := range baseNames {
 		if n == p.Name {
@@ -186,7 +186,7 @@ func blockChoices(p *mcheck.Profile) []int {
 }
 
 func pagesPerSubsectionOf(p *mcheck.Profile) int { return p.PagesPerSubsection() }
-func nrSubsections(p *mcheck.Profile) int       { return p.NrPfns() / p.PagesPerSubsection() }
+func nrSubsections(p *mcheck.Profile) int        { return p.NrPfns() / p.PagesPerSubsection() }
 func hotplugSubsection(p *mcheck.Profile) int {
 	return p.BlockStart(p.HotplugStart) / p.PagesPerSubsection()
 }

@@ -733,8 +733,7 @@ func inv22(c *ctx) {
 		b.Sections = append([]mcheck.SectionSnap(nil), b.Sections...)
 		leaked := false
 		for nr := range b.Sections {
-			if nr*c.p.PagesPerSection() >= lo && nr*c.p.PagesPerSection() < hi && a.Sections[nr] != b.Sections[nr] &&
-				b.Sections[nr].Flags&mcheck.SectionHasMemMap != 0 && b.Block(nr/c.p.SectionsPerBlock) == nil {
+			if a.Sections[nr] != b.Sections[nr] && leakShaped(c.p, nr, lo, hi, a.Sections[nr], b.Sections[nr]) {
 				b.Sections[nr] = a.Sections[nr]
 				leaked = true
 			}
@@ -749,6 +748,25 @@ func inv22(c *ctx) {
 	if d := mcheck.Diff(&a, &b, "before", "after", 5); len(d) > 0 {
 		c.fail("%s failed with %s but changed state: %v", c.op, c.res.Errno, d)
 	}
+}
+
+// leakShaped reports whether section nr went from x to y the way a chunk activated by a failed
+// __add_pages of [lo, hi) leaves it: PRESENT|HAS_MEM_MAP and a usage added, subsection bits only
+// added, all inside the range, no other flag changed.
+func leakShaped(p *mcheck.Profile, nr, lo, hi int, x, y mcheck.SectionSnap) bool {
+	const added = mcheck.SectionMarkedPresent | mcheck.SectionHasMemMap
+	if y.Flags&added != added || x.Flags&^added != y.Flags&^added || !y.Usage {
+		return false
+	}
+	base := nr * p.PagesPerSection()
+	for i := 0; i < p.SubsectionsPerSection(); i++ {
+		was, is := x.SubMap.Test(i), y.SubMap.Test(i)
+		pfn := base + i*p.PagesPerSubsection()
+		if was && !is || !was && is && (pfn < lo || pfn >= hi) {
+			return false
+		}
+	}
+	return true
 }
 
 // inv23 — INV-23 (ZONE_DEVICE taint, section_taint_zone_device, pfn_to_online_page): a section
