@@ -419,7 +419,12 @@ func (m *Machine) clone() *Machine {
 	return &c
 }
 
-type hasher struct{ h uint64 }
+// hasher mixes words into four independent lanes (so consecutive words do not wait on each
+// other's multiplies), folded at the end.
+type hasher struct {
+	l [4]uint64
+	n uint
+}
 
 const (
 	hPrime1 = 0x9E3779B185EBCA87
@@ -427,12 +432,13 @@ const (
 )
 
 func (h *hasher) w(v uint64) {
-	h.h ^= v * hPrime2
-	h.h = bits.RotateLeft64(h.h, 31) * hPrime1
+	i := h.n & 3
+	h.l[i] = bits.RotateLeft64(h.l[i]^v*hPrime2, 31) * hPrime1
+	h.n++
 }
 
 func (h *hasher) sum() uint64 {
-	x := h.h
+	x := h.l[0] ^ bits.RotateLeft64(h.l[1], 17) ^ bits.RotateLeft64(h.l[2], 29) ^ bits.RotateLeft64(h.l[3], 43) ^ uint64(h.n)
 	x ^= x >> 33
 	x *= 0xFF51AFD7ED558CCD
 	x ^= x >> 33
@@ -458,7 +464,7 @@ func (h *hasher) alt(a *altmap) {
 // equal representations), without building a Snapshot.
 func (m *Machine) Fingerprint() uint64 {
 	g := m.g
-	h := hasher{h: 0x243F6A8885A308D3}
+	h := hasher{l: [4]uint64{0x243F6A8885A308D3, 0x13198A2E03707344, 0xA4093822299F31D0, 0x082EFA98EC4E6C89}}
 	for s := range m.secs {
 		sec := &m.secs[s]
 		h.w(uint64(sec.flags) | b2u(sec.usage)<<8 | b2u(sec.bootUsage)<<9)

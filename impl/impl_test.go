@@ -443,8 +443,6 @@ func TestFaultHVOIgnoresSelfHosted(t *testing.T) {
 		do(t, m, "hugetlb_free block=1", 0)
 		eq(t, "restored from buddy", m.Snapshot().VmemmapAt(head+1).Src, mcheck.SrcBuddy)
 	}
-	// 5.15 (P1) never had the check: HVO wins over memmap_on_memory there, so use a driver altmap:
-	// without the check the folio is optimized even when it would be self-hosted.
 }
 
 func TestFaultRemoveDropsAltmap(t *testing.T) {
@@ -705,4 +703,37 @@ func BenchmarkFingerprint(b *testing.B) {
 		x += m.Fingerprint()
 	}
 	_ = x
+}
+
+// TestCheckDetects corrupts the internal state and expects Check to notice.
+func TestCheckDetects(t *testing.T) {
+	p := prof(t, "x86_64-4k", "", mcheck.ModeOn)
+	setup := func() *Machine {
+		m := newM(t, p)
+		do(t, m, "add_memory block=32 nr=1 memmap_on_memory=1", 0)
+		do(t, m, "online block=32 type=kernel", 0)
+		return m
+	}
+	for _, tc := range []struct {
+		what    string
+		corrupt func(m *Machine)
+		want    string
+	}{
+		{"zone present", func(m *Machine) { m.zones[mcheck.ZoneNormal].present++ }, "present"},
+		{"section flags", func(m *Machine) { m.secs[33].flags = fOnline }, "section 33"},
+		{"altmap alloc", func(m *Machine) { m.blocks[32].alt.alloc-- }, "alloc=511"},
+		{"subsection map", func(m *Machine) { m.secs[32].submap.ClearRange(3, 4) }, "not full"},
+		{"vmemmap", func(m *Machine) { m.units[32] = unit{} }, "not mapped"},
+		{"read after free", func(m *Machine) {
+			m.units[32] = unit{}
+			m.Apply(mcheck.Op{Kind: mcheck.OpAllocContig, Pfn: p.BlockStart(32) + 4096, Nr: 1})
+		}, "read after its vmemmap frame was freed"},
+	} {
+		m := setup()
+		tc.corrupt(m)
+		c := strings.Join(m.Check(), "; ")
+		if !strings.Contains(c, tc.want) {
+			t.Errorf("%s: Check() = %q, want a report containing %q", tc.what, c, tc.want)
+		}
+	}
 }
