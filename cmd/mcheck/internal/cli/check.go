@@ -63,12 +63,10 @@ func checkFlags(o *checkOpts) *pflag.FlagSet {
 	fs.StringVar(&o.hvo, "hvo", "", "hugetlb_free_vmemmap: on or off (default: the profile's)")
 	fs.StringVar(&o.zoneDev, "zone-device", "", "CONFIG_ZONE_DEVICE: on or off (default: the profile's)")
 	fs.StringVar(&o.ops, "ops", "default", "comma list of op kinds (and sets) the alphabet is restricted to. "+
-		"\"default\": every kind except the ZONE_DEVICE ops memremap and memunmap (44 concrete ops on tiny-x86; "+
-		"depth 8: 14,122 states, about 7 s of CPU time); "+
-		"\"all\": every kind (49 ops; depth 8: 35,386 states, about 18 s of CPU time); "+
-		"\"core\": add_memory, remove_memory, online, offline, pin, unpin, the hugetlb ops and alloc_contig "+
-		"(30 ops; depth 8 in about a second). Names and sets combine, e.g. default,memremap,memunmap; "+
-		"mcheck ops lists the concrete ops")
+		"\"default\" and \"all\": every kind (49 concrete ops on tiny-x86; depth 8: 35,386 states, "+
+		"about 10 s on 2 cores); \"core\": add_memory, remove_memory, online, offline, pin, unpin, the hugetlb "+
+		"ops and alloc_contig (30 ops; depth 8 in about a second). Names and sets combine, e.g. "+
+		"core,memremap,memunmap; mcheck ops lists the concrete ops")
 	fs.IntVar(&o.workers, "workers", runtime.NumCPU(), "parallel workers (results do not depend on it)")
 	fs.StringVar(&o.out, "out", "./mcheck-out", "directory the counterexample trace is written to (created when needed)")
 	fs.BoolVar(&o.json, "json", false, "print a machine-readable JSON summary (and finding) on stdout instead of text")
