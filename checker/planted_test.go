@@ -7,8 +7,7 @@ import (
 	"github.com/mcheck/mcheck"
 )
 
-// plantedRoot returns the tiny-x86 pair with impl fault switches, skipping the test while the
-// implementation has not landed.
+// plantedRoot returns the tiny-x86 pair with impl fault switches.
 func plantedRoot(t *testing.T, inject ...string) (mcheck.Profile, Root) {
 	t.Helper()
 	p, err := mcheck.LookupProfile("tiny-x86")
@@ -17,7 +16,7 @@ func plantedRoot(t *testing.T, inject ...string) (mcheck.Profile, Root) {
 	}
 	root := PairRoot(p, inject)
 	if _, _, err := root(); err != nil {
-		t.Skipf("model/impl not available: %v", err)
+		t.Fatalf("model/impl not available: %v", err)
 	}
 	return p, root
 }
