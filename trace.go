@@ -60,8 +60,8 @@ func ParseTrace(r io.Reader, name string) (*Trace, error) {
 			continue
 		}
 		if strings.HasPrefix(line, "#") {
-			if line == TraceMagic {
-				magic = true
+			if line == TraceMagic && !magic && len(t.Ops) == 0 && len(t.Comments) == 0 && t.Profile == "" {
+				magic = true // the first line; later copies are comments
 				continue
 			}
 			body := strings.TrimSpace(strings.TrimPrefix(line, "#"))
