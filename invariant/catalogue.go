@@ -205,16 +205,15 @@ func inv3(c *ctx) {
 	}
 }
 
-// orphan reports whether pfn's section is present with neither a memory block nor a pgmap:
-// what a failed __add_pages leaves behind.
+// orphan reports whether pfn's memmap was left behind by a failed __add_pages: its section is
+// present, yet neither a memory block nor a pgmap covers the pfn.
 func orphan(p *mcheck.Profile, s *mcheck.Snapshot, pfn int) bool {
 	nr := p.SectionOf(pfn)
 	if s.Sections[nr].Flags&mcheck.SectionMarkedPresent == 0 || s.Block(nr/p.SectionsPerBlock) != nil {
 		return false
 	}
-	a, end := nr*p.PagesPerSection(), (nr+1)*p.PagesPerSection()
 	for _, g := range s.Pgmaps {
-		if g.Start < end && a < g.Start+g.N {
+		if pfn >= g.Start && pfn < g.Start+g.N {
 			return false
 		}
 	}
