@@ -5,6 +5,7 @@ import (
 	"testing"
 
 	"github.com/mcheck/mcheck"
+	"github.com/mcheck/mcheck/checker"
 	"github.com/mcheck/mcheck/impl"
 	"github.com/mcheck/mcheck/model"
 )
@@ -91,4 +92,28 @@ func BenchmarkRandomMix(b *testing.B) {
 			return m
 		})
 	})
+}
+
+// The benchmark's op stream is one the two machines agree on (checked in lockstep with
+// invariants, on fewer blocks to keep the per-pfn model's snapshots cheap).
+func TestRandomMixLockstep(t *testing.T) {
+	p, err := mcheck.LookupProfile("x86_64-4k")
+	if err != nil {
+		t.Fatal(err)
+	}
+	n := 6
+	if p, err = p.WithOverrides(mcheck.Overrides{Blocks: &n}); err != nil {
+		t.Fatal(err)
+	}
+	steps := 400
+	if testing.Short() {
+		steps = 100
+	}
+	f, err := checker.Run(p, nil, randomMix(&p, steps))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if f != nil {
+		t.Fatal(f)
+	}
 }
