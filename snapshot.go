@@ -4,6 +4,7 @@ import (
 	"encoding/binary"
 	"fmt"
 	"strings"
+	"sync"
 
 	"github.com/cespare/xxhash/v2"
 )
@@ -329,12 +330,15 @@ func (b RunBuilder) Vmemmap(start, n int, src FrameSource, size MapSize, frame, 
 
 // Hash is a 64-bit fingerprint of the snapshot's canonical encoding.
 func (s *Snapshot) Hash() uint64 {
-	d := xxhash.New()
-	var buf [8]byte
-	w := func(v uint64) {
-		binary.LittleEndian.PutUint64(buf[:], v)
-		d.Write(buf[:])
+	words := 1 + 10*len(s.Blocks) + 5*len(s.Sections) + 5*int(NrZones) + 1 + 3*len(s.Pages) + 1 +
+		3*len(s.Pageblocks) + 1 + 5*len(s.Vmemmap) + 1 + len(s.Folios) + 1 + 9*len(s.Pgmaps) + 3
+	bp := hashBufs.Get().(*[]byte)
+	defer hashBufs.Put(bp)
+	if cap(*bp) < 8*words {
+		*bp = make([]byte, 0, 8*words)
 	}
+	buf := (*bp)[:0]
+	w := func(v uint64) { buf = binary.LittleEndian.AppendUint64(buf, v) }
 	wa := func(a *AltmapSnap) {
 		if a == nil {
 			w(0)
@@ -401,8 +405,12 @@ func (s *Snapshot) Hash() uint64 {
 	w(uint64(s.Pending))
 	w(uint64(s.BadFrees))
 	w(uint64(s.AltmapLeaks))
-	return d.Sum64()
+	*bp = buf
+	return xxhash.Sum64(buf)
 }
+
+// hashBufs recycles Hash's encoding buffers: the checker hashes a snapshot per transition.
+var hashBufs = sync.Pool{New: func() any { b := make([]byte, 0, 1024); return &b }}
 
 // Diff lists the fields where a and b differ, one line each ("path: a=... b=..."), at most max
 // lines (0 = all). Names label the two sides (e.g. "model", "impl").

@@ -125,12 +125,51 @@ func (q *Pair) Step(i int, op mcheck.Op) *Finding {
 	return q.compare(i, op, &op, mr, ir, prev, next)
 }
 
+// StepSeen is Step for a search. When the pair reaches a state that seen reports as already
+// reached (and so already checked: snapshots equal, state invariants, impl consistency), only the
+// results and the transition invariants are compared. It returns the finding, the pair's
+// fingerprint and whether the state was new.
+func (q *Pair) StepSeen(i int, op mcheck.Op, seen func(uint64) bool) (*Finding, uint64, bool) {
+	prev := q.ModelSnapshot()
+	mr := q.Model.Apply(op)
+	ir := q.Impl.Apply(op)
+	q.snap = nil
+	next := q.ModelSnapshot()
+	fp := q.Fingerprint()
+	if !seen(fp) {
+		return q.compare(i, op, &op, mr, ir, prev, next), fp, true
+	}
+	if f := resultFinding(i, op, mr, ir); f != nil {
+		return f, fp, false
+	}
+	return invariantFinding(i, op, mr, ir, invariant.CheckTransition(q.Profile, prev, &op, mr, next)), fp, false
+}
+
+func resultFinding(i int, op mcheck.Op, mr, ir mcheck.Result) *Finding {
+	if mr == ir {
+		return nil
+	}
+	return &Finding{Step: i, Op: op, Kind: KindResult, Model: mr, Impl: ir,
+		Details: []string{fmt.Sprintf("result: model=%s impl=%s", mr, ir)}}
+}
+
+func invariantFinding(i int, op mcheck.Op, mr, ir mcheck.Result, v []invariant.Violation) *Finding {
+	if len(v) == 0 {
+		return nil
+	}
+	out := &Finding{Step: i, Op: op, Kind: KindInvariant, Invariant: v[0].ID, Model: mr, Impl: ir}
+	for _, x := range v {
+		out.Details = append(out.Details, x.String())
+	}
+	return out
+}
+
 func (q *Pair) compare(i int, op mcheck.Op, opp *mcheck.Op, mr, ir mcheck.Result, prev, next *mcheck.Snapshot) *Finding {
 	f := func(kind string, details ...string) *Finding {
 		return &Finding{Step: i, Op: op, Kind: kind, Model: mr, Impl: ir, Details: details}
 	}
-	if mr != ir {
-		return f(KindResult, fmt.Sprintf("result: model=%s impl=%s", mr, ir))
+	if rf := resultFinding(i, op, mr, ir); rf != nil {
+		return rf
 	}
 	if is := q.Impl.Snapshot(); !next.Equal(is) {
 		d := mcheck.Diff(next, is, "model", "impl", 20)
@@ -139,12 +178,7 @@ func (q *Pair) compare(i int, op mcheck.Op, opp *mcheck.Op, mr, ir mcheck.Result
 		}
 		return f(KindSnapshot, d...)
 	}
-	if v := invariant.Check(q.Profile, prev, opp, mr, next); len(v) > 0 {
-		out := f(KindInvariant)
-		out.Invariant = v[0].ID
-		for _, x := range v {
-			out.Details = append(out.Details, x.String())
-		}
+	if out := invariantFinding(i, op, mr, ir, invariant.Check(q.Profile, prev, opp, mr, next)); out != nil {
 		return out
 	}
 	if c := q.Impl.Check(); len(c) > 0 {

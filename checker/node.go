@@ -25,6 +25,14 @@ func (n pairNode) Clone() Node                           { return pairNode{n.q.C
 func (n pairNode) Fingerprint() uint64                   { return n.q.Fingerprint() }
 func (n pairNode) Step(i int, op mcheck.Op) *Finding     { return n.q.Step(i, op) }
 func (n pairNode) StepR(i int, op mcheck.Op) stepOutcome { return n.q.stepResults(i, op) }
+func (n pairNode) StepSeen(i int, op mcheck.Op, seen func(uint64) bool) (*Finding, uint64, bool) {
+	return n.q.StepSeen(i, op, seen)
+}
+
+// seenStepper is a Node that can skip the state checks of a state already reached.
+type seenStepper interface {
+	StepSeen(i int, op mcheck.Op, seen func(uint64) bool) (*Finding, uint64, bool)
+}
 
 // PairRoot is the Root of the real search: NewPair(p, inject) and CheckInitial.
 func PairRoot(p mcheck.Profile, inject []string) Root {

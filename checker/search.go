@@ -366,14 +366,24 @@ func expand(ctx context.Context, level int, frontier []*fnode, visited *FPSet, o
 			}
 			for j := range ops {
 				child := parent.node.Clone()
-				if f := child.Step(level, ops[j]); f != nil {
+				var (
+					f     *Finding
+					fp    uint64
+					fresh bool
+				)
+				if ss, ok := child.(seenStepper); ok {
+					f, fp, fresh = ss.StepSeen(level, ops[j], visited.Has)
+				} else if f = child.Step(level, ops[j]); f == nil {
+					fp = child.Fingerprint()
+					fresh = !visited.Has(fp)
+				}
+				if f != nil {
 					c.found = f
 					c.fpos = i*A + j
 					c.fpath = appendPath(parent.path, j)
 					return
 				}
-				fp := child.Fingerprint()
-				if visited.Has(fp) {
+				if !fresh {
 					continue
 				}
 				c.kids = append(c.kids, kid{fnode{child, fp, appendPath(parent.path, j)}, i*A + j})

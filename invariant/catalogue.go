@@ -7,12 +7,12 @@ import (
 func init() {
 	Catalogue = []Info{
 		{ID: "INV-1", Title: "section word shape", Checked: true, check: inv1},
-		{ID: "INV-2", Title: "usage and subsection map; pfn_valid answers", Checked: true, check: inv2},
+		{ID: "INV-2", Title: "usage and subsection map; pfn_valid answers", Checked: true, check: inv2, trans: inv2t},
 		{ID: "INV-3", Title: "memmap backing of valid pfns", Checked: true, check: inv3},
-		{ID: "INV-4", Title: "subsection exactness of adds and removes", Checked: true, check: inv4},
-		{ID: "INV-5", Title: "early sections keep their boot memmap", Checked: true, check: inv5},
+		{ID: "INV-4", Title: "subsection exactness of adds and removes", Checked: true, trans: inv4},
+		{ID: "INV-5", Title: "early sections keep their boot memmap", Checked: true, check: inv5, trans: inv5t},
 		{ID: "INV-6", Title: "altmap arithmetic", Checked: true, check: inv6},
-		{ID: "INV-7", Title: "altmap balance and release path", Checked: true, check: inv7},
+		{ID: "INV-7", Title: "altmap balance and release path", Checked: true, check: inv7, trans: inv7t},
 		{ID: "INV-8", Title: "memmap_on_memory containment", Checked: true, check: inv8},
 		{ID: "INV-9", Title: "set-aside shape", Checked: true, check: inv9},
 		{ID: "INV-10", Title: "self-hosted pages are inert", Checked: true, check: inv10},
@@ -20,15 +20,15 @@ func init() {
 		{ID: "INV-12", Title: "block/section online agreement", Checked: true, check: inv12},
 		{ID: "INV-13", Title: "block/zone agreement", Checked: true, check: inv13},
 		{ID: "INV-14", Title: "block existence", Checked: true, check: inv14},
-		{ID: "INV-15", Title: "remove preconditions", Checked: true, check: inv15},
-		{ID: "INV-16", Title: "remove postconditions", Checked: true, check: inv16},
+		{ID: "INV-15", Title: "remove preconditions", Checked: true, trans: inv15},
+		{ID: "INV-16", Title: "remove postconditions", Checked: true, trans: inv16},
 		{ID: "INV-17", Title: "no live page without its memmap", Checked: true, check: inv17},
 		{ID: "INV-18", Title: "HVO never touches self-hosted vmemmap", Checked: true, check: inv18},
-		{ID: "INV-19", Title: "online/offline ranges", Checked: true, check: inv19},
-		{ID: "INV-20", Title: "online hands the whole range to the buddy", Checked: true, check: inv20},
-		{ID: "INV-21", Title: "isolation bookkeeping", Checked: true, check: inv21},
-		{ID: "INV-22", Title: "failure atomicity", Checked: true, check: inv22},
-		{ID: "INV-23", Title: "ZONE_DEVICE taint and pfn_to_online_page", Checked: true, check: inv23},
+		{ID: "INV-19", Title: "online/offline ranges", Checked: true, trans: inv19},
+		{ID: "INV-20", Title: "online hands the whole range to the buddy", Checked: true, trans: inv20},
+		{ID: "INV-21", Title: "isolation bookkeeping", Checked: true, check: inv21, trans: inv21t},
+		{ID: "INV-22", Title: "failure atomicity", Checked: true, trans: inv22},
+		{ID: "INV-23", Title: "ZONE_DEVICE taint and pfn_to_online_page", Checked: true, check: inv23, trans: inv23t},
 		{ID: "INV-24", Title: "vmemmap mapping granularity", Checked: true, check: inv24},
 		{ID: "INV-25", Title: "hotplug lock around every mutation", Checked: false,
 			Why: "needs a concurrent harness: every op of the alphabet runs atomically"},
@@ -159,6 +159,10 @@ func inv2(c *ctx) {
 			c.fail("section %d: subsection bits beyond %d", nr, nsub)
 		}
 	}
+}
+
+// inv2t — INV-2, transition part: a pfn_valid query answers what the section state says.
+func inv2t(c *ctx) {
 	if c.op != nil && c.op.Kind == mcheck.OpPfnValid && c.res.Errno == mcheck.OK {
 		if want := b2i(PfnValid(c.p, c.next, c.op.Pfn)); c.res.Val != want {
 			c.fail("pfn_valid(%#x) answered %d, the section state says %d", c.op.Pfn, c.res.Val, want)
@@ -176,6 +180,7 @@ func inv3(c *ctx) {
 	p, s := c.p, c.next
 	live := liveAltmaps(p, s)
 	ppss := p.PagesPerSubsection()
+	runs, ri := s.Vmemmap, 0
 	for pfn := 0; pfn < p.NrPfns(); pfn += ppss {
 		if !PfnValid(p, s, pfn) {
 			continue
@@ -184,23 +189,29 @@ func inv3(c *ctx) {
 		if v1 == v0 {
 			v1 = v0 + 1
 		}
-		for v := v0; v < v1; v++ {
-			x := s.VmemmapAt(v)
-			switch x.Src {
-			case mcheck.SrcUnmapped:
+		// Walk the mapped runs covering [v0, v1); v0 never decreases, so the index only advances.
+		for v := v0; v < v1; {
+			for ri < len(runs) && runs[ri].Start+runs[ri].N <= v {
+				ri++
+			}
+			if ri == len(runs) || runs[ri].Start > v {
 				c.fail("pfn %#x is valid but vmemmap page %#x is unmapped", pfn, v)
 				return
+			}
+			r := runs[ri]
+			switch r.Src {
 			case mcheck.SrcAltmap:
-				if _, ok := live[x.Altmap]; !ok && !orphan(p, s, pfn) {
-					c.fail("vmemmap page %#x (valid pfn %#x) is backed by frame %#x of altmap %#x, which no longer exists", v, pfn, x.Frame, x.Altmap)
+				if _, ok := live[r.Altmap]; !ok && !orphan(p, s, pfn) {
+					c.fail("vmemmap page %#x (valid pfn %#x) is backed by frame %#x of altmap %#x, which no longer exists", v, pfn, r.Frame+v-r.Start, r.Altmap)
 					return
 				}
 			case mcheck.SrcHVOShared:
-				if s.VmemmapAt(x.Frame).Src == mcheck.SrcUnmapped {
-					c.fail("vmemmap page %#x aliases head page %#x, which is unmapped", v, x.Frame)
+				if s.VmemmapAt(r.Frame).Src == mcheck.SrcUnmapped {
+					c.fail("vmemmap page %#x aliases head page %#x, which is unmapped", v, r.Frame)
 					return
 				}
 			}
+			v = r.Start + r.N
 		}
 	}
 }
@@ -287,7 +298,17 @@ func inv5(c *ctx) {
 					return
 				}
 			}
-		} else if c.prev != nil && c.prev.Sections[nr].Flags&mcheck.SectionIsEarly != 0 && !x.SubMap.IsZero() {
+		}
+	}
+}
+
+// inv5t — INV-5, transition part: a section stops being early only with an empty map.
+func inv5t(c *ctx) {
+	if c.prev == nil {
+		return
+	}
+	for nr, x := range c.next.Sections {
+		if x.Flags&mcheck.SectionIsEarly == 0 && c.prev.Sections[nr].Flags&mcheck.SectionIsEarly != 0 && !x.SubMap.IsZero() {
 			c.fail("section %d stopped being early with subsections %s still populated", nr, x.SubMap)
 		}
 	}
@@ -327,12 +348,6 @@ func inv6(c *ctx) {
 // powerpc free_vmemmap_pages): altmap frames go back only to their altmap, never to the buddy;
 // alloc equals the frames still mapped from the altmap; an altmap is freed with alloc == 0.
 func inv7(c *ctx) {
-	if c.next.BadFrees > 0 && (c.prev == nil || c.next.BadFrees > c.prev.BadFrees) {
-		c.fail("%d vmemmap frame(s) taken from an altmap were freed to the buddy allocator", c.next.BadFrees-prevInt(c.prev, func(s *mcheck.Snapshot) int { return s.BadFrees }))
-	}
-	if c.next.AltmapLeaks > 0 && (c.prev == nil || c.next.AltmapLeaks > c.prev.AltmapLeaks) {
-		c.fail("an altmap was freed while alloc != 0 (\"Altmap not fully unmapped\")")
-	}
 	count := map[int]int{}
 	for _, r := range c.next.Vmemmap {
 		if r.Src == mcheck.SrcAltmap {
@@ -343,6 +358,17 @@ func inv7(c *ctx) {
 		if count[base] != a.Alloc {
 			c.fail("altmap %#x: alloc %d but %d vmemmap pages are mapped from it", base, a.Alloc, count[base])
 		}
+	}
+}
+
+// inv7t — INV-7, transition part: the op freed no altmap frame to the buddy and no altmap with
+// frames still accounted to it.
+func inv7t(c *ctx) {
+	if c.next.BadFrees > 0 && (c.prev == nil || c.next.BadFrees > c.prev.BadFrees) {
+		c.fail("%d vmemmap frame(s) taken from an altmap were freed to the buddy allocator", c.next.BadFrees-prevInt(c.prev, func(s *mcheck.Snapshot) int { return s.BadFrees }))
+	}
+	if c.next.AltmapLeaks > 0 && (c.prev == nil || c.next.AltmapLeaks > c.prev.AltmapLeaks) {
+		c.fail("an altmap was freed while alloc != 0 (\"Altmap not fully unmapped\")")
 	}
 }
 
@@ -716,6 +742,11 @@ func inv21(c *ctx) {
 			c.fail("zone %s: nr_isolate_pageblock %d after the op", mcheck.ZoneID(z), zs.NrIsolate)
 		}
 	}
+}
+
+// inv21t — INV-21, transition part: after an online every pageblock of the onlined range is
+// MOVABLE (undo_isolate_page_range).
+func inv21t(c *ctx) {
 	if c.op == nil || c.op.Kind != mcheck.OpOnline || c.res.Errno != mcheck.OK {
 		return
 	}
@@ -800,6 +831,11 @@ func inv23(c *ctx) {
 			}
 		}
 	}
+}
+
+// inv23t — INV-23, transition part: a pfn_to_online_page query answers what the state says.
+func inv23t(c *ctx) {
+	p, s := c.p, c.next
 	if c.op != nil && c.op.Kind == mcheck.OpPfnToOnlinePage && c.res.Errno == mcheck.OK {
 		if want := b2i(OnlinePage(p, s, c.op.Pfn)); c.res.Val != want {
 			c.fail("pfn_to_online_page(%#x) answered %d, the state says %d", c.op.Pfn, c.res.Val, want)
@@ -813,6 +849,15 @@ func inv23(c *ctx) {
 func inv24(c *ctx) {
 	p, s := c.p, c.next
 	pmd := p.PMDPages()
+	// Contiguous PMD-mapped stretches must start and end on PMD boundaries.
+	a, b := -1, -1
+	closeSpan := func() bool {
+		if a >= 0 && (a%pmd != 0 || b%pmd != 0) {
+			c.fail("vmemmap pages [%#x, %#x) are only partly PMD-mapped PMDs", a, b)
+			return false
+		}
+		return true
+	}
 	for _, r := range s.Vmemmap {
 		if r.Size != mcheck.MapPMD {
 			continue
@@ -821,15 +866,16 @@ func inv24(c *ctx) {
 			c.fail("vmemmap pages [%#x, %#x) are PMD-mapped on a profile without huge vmemmap", r.Start, r.Start+r.N)
 			return
 		}
-		for u := r.Start / pmd * pmd; u < r.Start+r.N; u += pmd {
-			for v := u; v < u+pmd; v++ {
-				if s.VmemmapAt(v).Size != mcheck.MapPMD {
-					c.fail("PMD at vmemmap page %#x is only partly PMD-mapped", u)
-					return
-				}
-			}
+		if r.Start == b {
+			b += r.N
+			continue
 		}
+		if !closeSpan() {
+			return
+		}
+		a, b = r.Start, r.Start+r.N
 	}
+	closeSpan()
 }
 
 func b2i(b bool) int {

@@ -20,9 +20,10 @@ func (v Violation) String() string { return v.ID + ": " + v.Msg }
 type Info struct {
 	ID      string
 	Title   string
-	Checked bool   // false: needs a concurrent harness, listed as not yet checked
-	Why     string // when not checked
-	check   func(c *ctx)
+	Checked bool         // false: needs a concurrent harness, listed as not yet checked
+	Why     string       // when not checked
+	check   func(c *ctx) // the part that depends on the state alone
+	trans   func(c *ctx) // the part that depends on the transition (prev, op, result, next)
 }
 
 // ctx carries one check: the profile, the states before/after and the op (nil for the initial state).
@@ -43,13 +44,25 @@ func (c *ctx) fail(format string, a ...any) {
 // Check runs every checked invariant on the transition prev --op/res--> next. For the initial
 // state prev and op are nil.
 func Check(p *mcheck.Profile, prev *mcheck.Snapshot, op *mcheck.Op, res mcheck.Result, next *mcheck.Snapshot) []Violation {
+	return run(p, prev, op, res, next, true)
+}
+
+// CheckTransition runs only the transition parts: enough when next is a state whose own
+// invariants were already checked (a search reaching a visited state again).
+func CheckTransition(p *mcheck.Profile, prev *mcheck.Snapshot, op *mcheck.Op, res mcheck.Result, next *mcheck.Snapshot) []Violation {
+	return run(p, prev, op, res, next, false)
+}
+
+func run(p *mcheck.Profile, prev *mcheck.Snapshot, op *mcheck.Op, res mcheck.Result, next *mcheck.Snapshot, state bool) []Violation {
 	c := &ctx{p: p, prev: prev, op: op, res: res, next: next}
 	for _, inv := range Catalogue {
-		if inv.check == nil {
-			continue
-		}
 		c.id = inv.ID
-		inv.check(c)
+		if state && inv.check != nil {
+			inv.check(c)
+		}
+		if inv.trans != nil {
+			inv.trans(c)
+		}
 	}
 	return c.out
 }

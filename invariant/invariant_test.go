@@ -152,6 +152,12 @@ func TestInvariantsDetect(t *testing.T) {
 			}
 		}},
 		{"INV-21", func(s *mcheck.Snapshot) { s.Zones[mcheck.ZoneMovable].NrIsolate = 1 }},
+		{"INV-3", func(s *mcheck.Snapshot) { s.Vmemmap = s.Vmemmap[:len(s.Vmemmap)-1] }},
+		{"INV-24", func(s *mcheck.Snapshot) {
+			last := s.Vmemmap[len(s.Vmemmap)-1]
+			last.N--
+			s.Vmemmap = append(append([]mcheck.VmemmapRun(nil), s.Vmemmap[:len(s.Vmemmap)-1]...), last)
+		}},
 	}
 	for _, c := range cases {
 		s := clone()

@@ -35,8 +35,8 @@ type section struct {
 type vpage struct {
 	src    mcheck.FrameSource
 	size   mcheck.MapSize
-	frame  int // altmap frame pfn, or the head vmemmap page for SrcHVOShared
-	altmap int // base pfn of the altmap the frame came from
+	frame  int32 // altmap frame pfn, or the head vmemmap page for SrcHVOShared
+	altmap int32 // base pfn of the altmap the frame came from
 }
 
 type zone struct {
@@ -184,7 +184,9 @@ func snapAltmap(a *altmap) *mcheck.AltmapSnap {
 }
 
 func (m *Machine) render() *mcheck.Snapshot {
-	s := &mcheck.Snapshot{Pending: m.pending, BadFrees: m.badFrees, AltmapLeaks: m.altmapLeaks}
+	s := &mcheck.Snapshot{Pending: m.pending, BadFrees: m.badFrees, AltmapLeaks: m.altmapLeaks,
+		Sections: make([]mcheck.SectionSnap, 0, len(m.sec)), Pages: make([]mcheck.PageRun, 0, 16),
+		Pageblocks: make([]mcheck.PageblockRun, 0, 8), Vmemmap: make([]mcheck.VmemmapRun, 0, 8)}
 	for id, b := range m.blocks {
 		if b == nil {
 			continue
@@ -215,7 +217,7 @@ func (m *Machine) render() *mcheck.Snapshot {
 		rb.Pageblocks(i, 1, mt)
 	}
 	for v, x := range m.vm {
-		rb.Vmemmap(v, 1, x.src, x.size, x.frame, x.altmap)
+		rb.Vmemmap(v, 1, x.src, x.size, int(x.frame), int(x.altmap))
 	}
 	for _, f := range m.folios {
 		s.Folios = append(s.Folios, mcheck.Folio{Pfn: f.pfn, Optimized: f.optimized})

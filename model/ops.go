@@ -441,7 +441,7 @@ func (m *Machine) hugetlbOptimize(id int) mcheck.Result {
 	}
 	for v := v0 + 1; v < v0+k; v++ {
 		m.releaseToBuddy(m.vm[v])
-		m.vm[v] = vpage{src: mcheck.SrcHVOShared, size: mcheck.MapBase, frame: v0}
+		m.vm[v] = vpage{src: mcheck.SrcHVOShared, size: mcheck.MapBase, frame: int32(v0)}
 	}
 	f.optimized = true
 	return mcheck.Result{Val: 1}

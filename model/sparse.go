@@ -86,7 +86,7 @@ func (m *Machine) mapPMD(u int, src mcheck.FrameSource, frame int, a *altmap) {
 	for i := 0; i < m.p.PMDPages(); i++ {
 		x := vpage{src: src, size: mcheck.MapPMD}
 		if src == mcheck.SrcAltmap {
-			x.frame, x.altmap = frame+i, a.base
+			x.frame, x.altmap = int32(frame+i), int32(a.base)
 		}
 		m.vm[u+i] = x
 	}
@@ -103,7 +103,7 @@ func (m *Machine) basePage(v int, a *altmap) bool {
 		if !ok {
 			return false
 		}
-		m.vm[v] = vpage{src: mcheck.SrcAltmap, size: mcheck.MapBase, frame: f, altmap: a.base}
+		m.vm[v] = vpage{src: mcheck.SrcAltmap, size: mcheck.MapBase, frame: int32(f), altmap: int32(a.base)}
 		return true
 	}
 	if !m.buddyAlloc() {
@@ -189,7 +189,7 @@ func (m *Machine) ppcPopulate(vs, ve int, a *altmap) bool {
 			if pa != nil {
 				var f int
 				if f, ok = m.altmapAlloc(pa, 1); ok {
-					m.vm[c] = vpage{src: mcheck.SrcAltmap, size: mcheck.MapBase, frame: f, altmap: pa.base}
+					m.vm[c] = vpage{src: mcheck.SrcAltmap, size: mcheck.MapBase, frame: int32(f), altmap: int32(pa.base)}
 				}
 			}
 			if !ok {
@@ -290,7 +290,7 @@ func (m *Machine) releaseUnit(u0, u1 int, alt *altmap) {
 	case m.p.Populate == mcheck.PopulatePPCRadix:
 		// free_vmemmap_pages: the altmap only if the frame lies in its window.
 		// Buddy and boot frames never lie in a not-yet-online device range.
-		if alt != nil && x.src == mcheck.SrcAltmap && m.inWindow(alt, x.frame) {
+		if alt != nil && x.src == mcheck.SrcAltmap && m.inWindow(alt, int(x.frame)) {
 			alt.alloc -= pages
 		} else {
 			m.releaseToBuddy(x)
