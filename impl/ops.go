@@ -6,43 +6,13 @@ import (
 	"github.com/mcheck/mcheck"
 )
 
-// Apply runs one op to completion.
+// Apply runs one op to completion, as the kernel does under the hotplug lock.
 func (m *Machine) Apply(op mcheck.Op) mcheck.Result {
-	switch op.Kind {
-	case mcheck.OpAddMemory:
-		return res(m.addMemory(op.Block, op.Nr, op.MMOM))
-	case mcheck.OpRemoveMemory:
-		return res(m.removeMemory(op.Block, op.Nr))
-	case mcheck.OpOnline:
-		return res(m.online(op.Block, op.Type))
-	case mcheck.OpOffline:
-		return res(m.offline(op.Block))
-	case mcheck.OpPin:
-		return res(m.pin(op.Block))
-	case mcheck.OpUnpin:
-		return res(m.unpin(op.Block))
-	case mcheck.OpHugetlbAlloc:
-		return res(m.hugetlbAlloc(op.Block))
-	case mcheck.OpHugetlbOptimize:
-		return m.hugetlbOptimize(op.Block)
-	case mcheck.OpHugetlbFree:
-		return res(m.hugetlbFree(op.Block))
-	case mcheck.OpMemremap:
-		return res(m.memremap(op.Subsection, op.Nr, op.Reserve, op.Free))
-	case mcheck.OpMemunmap:
-		return res(m.memunmap(op.Subsection))
-	case mcheck.OpAllocContig:
-		return res(m.allocContig(op.Pfn, op.Nr))
-	case mcheck.OpFailNext:
-		m.pending = op.Fault
-		return mcheck.Result{}
-	case mcheck.OpPfnValid:
-		return mcheck.Result{Val: int(b2u(op.Pfn < m.g.nPfns && m.populated(op.Pfn)))}
-	case mcheck.OpPfnToOnlinePage:
-		return mcheck.Result{Val: int(b2u(op.Pfn < m.g.nPfns && m.onlinePage(op.Pfn)))}
-	}
-	return mcheck.Result{Errno: mcheck.EINVAL}
+	return mcheck.Dispatch(m, op)
 }
+
+// FailNext arms a one-shot fault (fail_next).
+func (m *Machine) FailNext(k mcheck.FaultKind) { m.pending = k }
 
 func res(e mcheck.Errno) mcheck.Result { return mcheck.Result{Errno: e} }
 
@@ -64,7 +34,7 @@ func (m *Machine) supportsMMOM(n int) bool {
 // ---------------------------------------------------------------------------------------------
 // add_memory / remove_memory.
 
-func (m *Machine) addMemory(B, N int, mmom bool) mcheck.Errno {
+func (m *Machine) AddMemory(B, N int, mmom bool) mcheck.Errno {
 	g := m.g
 	if N == 0 {
 		return mcheck.EINVAL
@@ -168,7 +138,7 @@ func (m *Machine) undoPerBlock(B, i int) {
 	}
 }
 
-func (m *Machine) removeMemory(B, N int) mcheck.Errno {
+func (m *Machine) RemoveMemory(B, N int) mcheck.Errno {
 	g := m.g
 	if N == 0 || B+N > g.nBlocks {
 		return mcheck.EINVAL
@@ -249,7 +219,7 @@ func (m *Machine) removeMemory(B, N int) mcheck.Errno {
 // ---------------------------------------------------------------------------------------------
 // online / offline.
 
-func (m *Machine) online(b int, t mcheck.OnlineType) mcheck.Errno {
+func (m *Machine) Online(b int, t mcheck.OnlineType) mcheck.Errno {
 	g := m.g
 	blk := m.blk(b)
 	if blk == nil {
@@ -298,7 +268,7 @@ func (m *Machine) online(b int, t mcheck.OnlineType) mcheck.Errno {
 	return mcheck.OK
 }
 
-func (m *Machine) offline(b int) mcheck.Errno {
+func (m *Machine) Offline(b int) mcheck.Errno {
 	g := m.g
 	blk := m.blk(b)
 	if blk == nil {
@@ -382,7 +352,7 @@ func (m *Machine) lowestFree(b int) int {
 	return -1
 }
 
-func (m *Machine) pin(b int) mcheck.Errno {
+func (m *Machine) Pin(b int) mcheck.Errno {
 	blk := m.blk(b)
 	if blk == nil {
 		return mcheck.ENOENT
@@ -401,7 +371,7 @@ func (m *Machine) pin(b int) mcheck.Errno {
 	return mcheck.OK
 }
 
-func (m *Machine) unpin(b int) mcheck.Errno {
+func (m *Machine) Unpin(b int) mcheck.Errno {
 	if m.blk(b) == nil {
 		return mcheck.ENOENT
 	}
@@ -414,7 +384,7 @@ func (m *Machine) unpin(b int) mcheck.Errno {
 	return mcheck.OK
 }
 
-func (m *Machine) hugetlbAlloc(b int) mcheck.Errno {
+func (m *Machine) HugetlbAlloc(b int) mcheck.Errno {
 	g := m.g
 	blk := m.blk(b)
 	if blk == nil {
@@ -453,7 +423,7 @@ func (m *Machine) hugetlbAlloc(b int) mcheck.Errno {
 	return mcheck.ENOMEM
 }
 
-func (m *Machine) hugetlbOptimize(b int) mcheck.Result {
+func (m *Machine) HugetlbOptimize(b int) mcheck.Result {
 	g := m.g
 	if !g.p.HVO {
 		return res(mcheck.EOPNOTSUPP)
@@ -508,7 +478,7 @@ func (m *Machine) migrateFolios(b, s0, s1 int) {
 	}
 }
 
-func (m *Machine) hugetlbFree(b int) mcheck.Errno {
+func (m *Machine) HugetlbFree(b int) mcheck.Errno {
 	if m.blk(b) == nil || m.g.slots == 0 {
 		return mcheck.ENOENT
 	}
@@ -524,7 +494,7 @@ func (m *Machine) hugetlbFree(b int) mcheck.Errno {
 // ---------------------------------------------------------------------------------------------
 // ZONE_DEVICE.
 
-func (m *Machine) memremap(S, N, R, F int) mcheck.Errno {
+func (m *Machine) Memremap(S, N, R, F int) mcheck.Errno {
 	g := m.g
 	if !g.p.ZoneDevice {
 		return mcheck.EOPNOTSUPP
@@ -582,7 +552,7 @@ func (m *Machine) memremap(S, N, R, F int) mcheck.Errno {
 	return mcheck.OK
 }
 
-func (m *Machine) memunmap(S int) mcheck.Errno {
+func (m *Machine) Memunmap(S int) mcheck.Errno {
 	g := m.g
 	a := S * g.ppss
 	i := 0
@@ -616,7 +586,7 @@ func (m *Machine) memunmap(S int) mcheck.Errno {
 // ---------------------------------------------------------------------------------------------
 // alloc_contig_range.
 
-func (m *Machine) allocContig(P, N int) mcheck.Errno {
+func (m *Machine) AllocContig(P, N int) mcheck.Errno {
 	g := m.g
 	if N == 0 || P+N > g.nPfns {
 		return mcheck.EINVAL
@@ -670,3 +640,9 @@ func (m *Machine) allocContig(P, N int) mcheck.Errno {
 	}
 	return mcheck.OK
 }
+
+// PfnValid answers pfn_valid(pfn).
+func (m *Machine) PfnValid(pfn int) bool { return pfn < m.g.nPfns && m.populated(pfn) }
+
+// PfnToOnlinePage answers pfn_to_online_page(pfn) != NULL.
+func (m *Machine) PfnToOnlinePage(pfn int) bool { return pfn < m.g.nPfns && m.onlinePage(pfn) }

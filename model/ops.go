@@ -9,50 +9,13 @@ import (
 // Apply runs one op to completion, as the kernel does under the hotplug lock.
 func (m *Machine) Apply(op mcheck.Op) mcheck.Result {
 	m.snap = nil
-	switch op.Kind {
-	case mcheck.OpAddMemory:
-		return res(m.addMemory(op.Block, op.Nr, op.MMOM))
-	case mcheck.OpRemoveMemory:
-		return res(m.removeMemory(op.Block, op.Nr))
-	case mcheck.OpOnline:
-		return res(m.online(op.Block, op.Type))
-	case mcheck.OpOffline:
-		return res(m.offline(op.Block))
-	case mcheck.OpPin:
-		return res(m.pin(op.Block))
-	case mcheck.OpUnpin:
-		return res(m.unpin(op.Block))
-	case mcheck.OpHugetlbAlloc:
-		return res(m.hugetlbAlloc(op.Block))
-	case mcheck.OpHugetlbOptimize:
-		return m.hugetlbOptimize(op.Block)
-	case mcheck.OpHugetlbFree:
-		return res(m.hugetlbFree(op.Block))
-	case mcheck.OpMemremap:
-		return res(m.memremap(op.Subsection, op.Nr, op.Reserve, op.Free))
-	case mcheck.OpMemunmap:
-		return res(m.memunmap(op.Subsection))
-	case mcheck.OpAllocContig:
-		return res(m.allocContig(op.Pfn, op.Nr))
-	case mcheck.OpFailNext:
-		m.pending = op.Fault
-		return mcheck.Result{}
-	case mcheck.OpPfnValid:
-		return mcheck.Result{Val: b2i(m.populated(op.Pfn))}
-	case mcheck.OpPfnToOnlinePage:
-		return mcheck.Result{Val: b2i(m.onlinePage(op.Pfn))}
-	}
-	return res(mcheck.EINVAL)
+	return mcheck.Dispatch(m, op)
 }
+
+// FailNext arms a one-shot fault (fail_next).
+func (m *Machine) FailNext(k mcheck.FaultKind) { m.pending = k }
 
 func res(e mcheck.Errno) mcheck.Result { return mcheck.Result{Errno: e} }
-
-func b2i(b bool) int {
-	if b {
-		return 1
-	}
-	return 0
-}
 
 func (m *Machine) block(id int) *block {
 	if id < 0 || id >= len(m.blocks) {
@@ -76,7 +39,7 @@ func (m *Machine) rangeBusy(a, end int) bool {
 }
 
 // addMemory is add_memory -> __add_memory -> add_memory_resource (mm/memory_hotplug.c).
-func (m *Machine) addMemory(b, nr int, mmom bool) mcheck.Errno {
+func (m *Machine) AddMemory(b, nr int, mmom bool) mcheck.Errno {
 	p := m.p
 	if nr == 0 {
 		return mcheck.EINVAL
@@ -176,7 +139,7 @@ func (m *Machine) removePerBlock(b, nr int) {
 }
 
 // removeMemory is remove_memory -> try_remove_memory.
-func (m *Machine) removeMemory(b, nr int) mcheck.Errno {
+func (m *Machine) RemoveMemory(b, nr int) mcheck.Errno {
 	p := m.p
 	if nr == 0 || b+nr > p.NrBlocks() {
 		return mcheck.EINVAL
@@ -231,7 +194,7 @@ func (m *Machine) removeMemory(b, nr int) mcheck.Errno {
 }
 
 // online is memory_block_online -> online_pages.
-func (m *Machine) online(id int, t mcheck.OnlineType) mcheck.Errno {
+func (m *Machine) Online(id int, t mcheck.OnlineType) mcheck.Errno {
 	blk := m.block(id)
 	if blk == nil {
 		return mcheck.ENOENT
@@ -289,7 +252,7 @@ func ctz(x int) int {
 }
 
 // offline is memory_block_offline -> offline_pages.
-func (m *Machine) offline(id int) mcheck.Errno {
+func (m *Machine) Offline(id int) mcheck.Errno {
 	blk := m.block(id)
 	if blk == nil {
 		return mcheck.ENOENT
@@ -344,7 +307,7 @@ func (m *Machine) migrateFolios(a, end int) {
 	m.folios = kept
 }
 
-func (m *Machine) pin(id int) mcheck.Errno {
+func (m *Machine) Pin(id int) mcheck.Errno {
 	blk := m.block(id)
 	if blk == nil {
 		return mcheck.ENOENT
@@ -362,7 +325,7 @@ func (m *Machine) pin(id int) mcheck.Errno {
 	return mcheck.ENOMEM
 }
 
-func (m *Machine) unpin(id int) mcheck.Errno {
+func (m *Machine) Unpin(id int) mcheck.Errno {
 	if m.block(id) == nil {
 		return mcheck.ENOENT
 	}
@@ -376,7 +339,7 @@ func (m *Machine) unpin(id int) mcheck.Errno {
 	return mcheck.ENOENT
 }
 
-func (m *Machine) hugetlbAlloc(id int) mcheck.Errno {
+func (m *Machine) HugetlbAlloc(id int) mcheck.Errno {
 	blk := m.block(id)
 	if blk == nil {
 		return mcheck.ENOENT
@@ -413,7 +376,7 @@ func (m *Machine) folioIn(id int, want func(folio) bool) int {
 // hugetlbOptimize is hugetlb_vmemmap_optimize_folio: remap the tail vmemmap pages of the folio
 // onto the head's page and free them, unless the vmemmap is self-hosted (vmemmap_should_optimize /
 // the PageVmemmapSelfHosted check in the vmemmap walk, 6.0+).
-func (m *Machine) hugetlbOptimize(id int) mcheck.Result {
+func (m *Machine) HugetlbOptimize(id int) mcheck.Result {
 	if !m.p.HVO {
 		return res(mcheck.EOPNOTSUPP)
 	}
@@ -462,7 +425,7 @@ func (m *Machine) freeFolio(f folio) {
 	}
 }
 
-func (m *Machine) hugetlbFree(id int) mcheck.Errno {
+func (m *Machine) HugetlbFree(id int) mcheck.Errno {
 	if m.block(id) == nil {
 		return mcheck.ENOENT
 	}
@@ -476,7 +439,7 @@ func (m *Machine) hugetlbFree(id int) mcheck.Errno {
 }
 
 // memremap is memremap_pages -> pagemap_range (mm/memremap.c) with an optional driver altmap.
-func (m *Machine) memremap(sub, nr, reserve, free int) mcheck.Errno {
+func (m *Machine) Memremap(sub, nr, reserve, free int) mcheck.Errno {
 	p := m.p
 	if !p.ZoneDevice {
 		return mcheck.EOPNOTSUPP
@@ -543,7 +506,7 @@ func (m *Machine) memremap(sub, nr, reserve, free int) mcheck.Errno {
 }
 
 // memunmap is memunmap_pages -> pageunmap_range.
-func (m *Machine) memunmap(sub int) mcheck.Errno {
+func (m *Machine) Memunmap(sub int) mcheck.Errno {
 	a := sub * m.p.PagesPerSubsection()
 	for i, g := range m.pgmaps {
 		if g.start != a {
@@ -562,7 +525,7 @@ func (m *Machine) memunmap(sub int) mcheck.Errno {
 
 // allocContig is alloc_contig_range(P, P+N) followed by free_contig_range: isolation of the
 // pageblocks around the range must fail on unmovable pages, self-hosted memmap included.
-func (m *Machine) allocContig(pfn, nr int) mcheck.Errno {
+func (m *Machine) AllocContig(pfn, nr int) mcheck.Errno {
 	if nr == 0 || pfn+nr > len(m.page) || pfn+nr < pfn {
 		return mcheck.EINVAL
 	}
@@ -582,3 +545,9 @@ func (m *Machine) allocContig(pfn, nr int) mcheck.Errno {
 	m.migrateFolios(a, end)
 	return mcheck.OK
 }
+
+// PfnValid answers pfn_valid(pfn).
+func (m *Machine) PfnValid(pfn int) bool { return m.populated(pfn) }
+
+// PfnToOnlinePage answers pfn_to_online_page(pfn) != NULL.
+func (m *Machine) PfnToOnlinePage(pfn int) bool { return m.onlinePage(pfn) }

@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"time"
@@ -96,6 +97,20 @@ func Main(args []string, stdout, stderr io.Writer) int {
 		return 0
 	}
 	imgs, err := findKernels(o.KernelDir)
+	if missingKernels(imgs, scens) {
+		// A fresh machine: fetch and unpack the kernels (and QEMU) first, so that one command
+		// records. Only for the default layout, where the script puts them.
+		if setup := "scripts/setup-conformance.sh"; o.KernelDir == "build/kernels" && fileExists(setup) {
+			fmt.Fprintf(stderr, "mcheck-record: kernels missing in %s: running %s\n", o.KernelDir, setup)
+			cmd := exec.Command("sh", setup)
+			cmd.Stdout, cmd.Stderr = stderr, stderr
+			if rerr := cmd.Run(); rerr != nil {
+				fmt.Fprintf(stderr, "mcheck-record: %s: %v\n", setup, rerr)
+				return 2
+			}
+			imgs, err = findKernels(o.KernelDir)
+		}
+	}
 	if err != nil {
 		fmt.Fprintln(stderr, "mcheck-record:", err)
 		return 2
@@ -165,3 +180,18 @@ type multiFlag []string
 
 func (m *multiFlag) String() string     { return strings.Join(*m, ",") }
 func (m *multiFlag) Set(s string) error { *m = append(*m, s); return nil }
+
+// missingKernels reports whether some scenario's kernel is not unpacked.
+func missingKernels(imgs []KernelImage, scens []*Scenario) bool {
+	for _, s := range scens {
+		if _, err := pickKernel(imgs, s.Kernel); err != nil {
+			return true
+		}
+	}
+	return false
+}
+
+func fileExists(p string) bool {
+	_, err := os.Stat(p)
+	return err == nil
+}
