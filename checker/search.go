@@ -239,15 +239,7 @@ func Search(ctx context.Context, root Root, opt Options) (out *Outcome, err erro
 	visited.Add(fp0)
 	out.Distinct = 1
 	mon.distinct.Store(1)
-	finish := func() {
-		mon.sample(0)
-		out.Elapsed = time.Since(mon.start)
-		out.VisitedBytes = visited.Bytes()
-		out.BytesPerState = visited.BytesPerState()
-		out.CollisionProb = CollisionProbability(out.Distinct)
-		out.PeakHeap = mon.peakHeap.Load()
-		out.PeakSys = mon.peakSys.Load()
-	}
+	finish := func() { out.finish(mon, visited) }
 	if f0 != nil {
 		out.Finding = f0
 		out.Complete = true
@@ -314,6 +306,17 @@ func Search(ctx context.Context, root Root, opt Options) (out *Outcome, err erro
 
 // expand checks every transition out of frontier (states at distance level) and returns the new
 // states at distance level+1 in canonical order. It records a finding in out and stops at it.
+// finish fills in the run's statistics.
+func (out *Outcome) finish(mon *monitor, set *FPSet) {
+	mon.sample(0)
+	out.Elapsed = time.Since(mon.start)
+	out.VisitedBytes = set.Bytes()
+	out.BytesPerState = set.BytesPerState()
+	out.CollisionProb = CollisionProbability(out.Distinct)
+	out.PeakHeap = mon.peakHeap.Load()
+	out.PeakSys = mon.peakSys.Load()
+}
+
 func expand(ctx context.Context, level int, frontier []*fnode, visited *FPSet, opt *Options,
 	workers int, mon *monitor, out *Outcome) (next []*fnode, lv LevelStats, stop string, err error) {
 	ops := opt.Ops

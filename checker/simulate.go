@@ -74,15 +74,7 @@ func Simulate(ctx context.Context, root Root, opt SimOptions) (out *Outcome, err
 	seen := NewFPSet(0)
 	seen.Add(r.Fingerprint())
 	out.Distinct = 1
-	finish := func() {
-		mon.sample(0)
-		out.Elapsed = time.Since(mon.start)
-		out.VisitedBytes = seen.Bytes()
-		out.BytesPerState = seen.BytesPerState()
-		out.CollisionProb = CollisionProbability(out.Distinct)
-		out.PeakHeap = mon.peakHeap.Load()
-		out.PeakSys = mon.peakSys.Load()
-	}
+	finish := func() { out.finish(mon, seen) }
 	if f0 != nil {
 		out.Finding = f0
 		out.Complete = true

@@ -114,6 +114,12 @@ func resolveProfile(name, kernel, mode string, blocks int, hvo, zoneDev string) 
 	if err != nil {
 		return p, usagef("%v", err)
 	}
+	return applyKnobs(p, kernel, mode, blocks, hvo, zoneDev)
+}
+
+// applyKnobs applies the command-line knobs (empty or 0: keep the profile's) to p.
+func applyKnobs(p mcheck.Profile, kernel, mode string, blocks int, hvo, zoneDev string) (mcheck.Profile, error) {
+	var err error
 	var o mcheck.Overrides
 	if kernel != "" {
 		k, err := mcheck.ParseKernel(kernel)

@@ -139,7 +139,7 @@ memmap_on_memory for a one-block and a multi-block add (and why not).`); done ||
 			return 0, usagef("--block-size %s: %v", fmtBytes(uint64(blockSize)), err)
 		}
 	}
-	p, err := resolveProfile2(base, *kernel, *mode)
+	p, err := applyKnobs(base, *kernel, *mode, 0, "", "")
 	if err != nil {
 		return 0, err
 	}
@@ -172,29 +172,6 @@ memmap_on_memory for a one-block and a multi-block add (and why not).`); done ||
 		}
 	}
 	return ExitOK, nil
-}
-
-func resolveProfile2(p mcheck.Profile, kernel, mode string) (mcheck.Profile, error) {
-	var o mcheck.Overrides
-	if kernel != "" {
-		k, err := mcheck.ParseKernel(kernel)
-		if err != nil {
-			return p, usagef("--kernel: %v", err)
-		}
-		o.Kernel = &k
-	}
-	if mode != "" {
-		m, err := mcheck.ParseMode(mode)
-		if err != nil {
-			return p, usagef("--memmap-on-memory: %v", err)
-		}
-		o.Mode = &m
-	}
-	q, err := p.WithOverrides(o)
-	if err != nil {
-		return q, usagef("%v", err)
-	}
-	return q, nil
 }
 
 func runProfiles(e *env, args []string) (int, error) {
