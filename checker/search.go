@@ -217,14 +217,7 @@ func Search(ctx context.Context, root Root, opt Options) (out *Outcome, err erro
 	}
 	mon := &monitor{start: time.Now()}
 	mon.sample(opt.MaxMemory)
-	stopMon := make(chan struct{})
-	var monWG sync.WaitGroup
-	monWG.Add(1)
-	go func() { defer monWG.Done(); mon.run(stopMon, &opt) }()
-	defer func() {
-		close(stopMon)
-		monWG.Wait()
-	}()
+	defer startMonitor(mon, &opt)()
 
 	r, f0, err := root()
 	if err != nil {
@@ -306,6 +299,18 @@ func Search(ctx context.Context, root Root, opt Options) (out *Outcome, err erro
 
 // expand checks every transition out of frontier (states at distance level) and returns the new
 // states at distance level+1 in canonical order. It records a finding in out and stops at it.
+// startMonitor runs mon (progress, memory bound) until the returned stop function is called.
+func startMonitor(mon *monitor, opt *Options) (stop func()) {
+	done := make(chan struct{})
+	var wg sync.WaitGroup
+	wg.Add(1)
+	go func() { defer wg.Done(); mon.run(done, opt) }()
+	return func() {
+		close(done)
+		wg.Wait()
+	}
+}
+
 // finish fills in the run's statistics.
 func (out *Outcome) finish(mon *monitor, set *FPSet) {
 	mon.sample(0)

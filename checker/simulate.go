@@ -54,15 +54,8 @@ func Simulate(ctx context.Context, root Root, opt SimOptions) (out *Outcome, err
 		workers = runtime.NumCPU()
 	}
 	mon := &monitor{start: time.Now()}
-	stopMon := make(chan struct{})
-	var monWG sync.WaitGroup
-	monWG.Add(1)
 	sopt := Options{Progress: opt.Progress, ProgressEvery: opt.ProgressEvery, MaxMemory: opt.MaxMemory}
-	go func() { defer monWG.Done(); mon.run(stopMon, &sopt) }()
-	defer func() {
-		close(stopMon)
-		monWG.Wait()
-	}()
+	defer startMonitor(mon, &sopt)()
 
 	r, f0, err := root()
 	if err != nil {
