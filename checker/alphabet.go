@@ -140,7 +140,7 @@ func Alphabet(p *mcheck.Profile, kinds []mcheck.OpKind) []mcheck.Op {
 // DefaultOpKinds is the alphabet `mcheck` explores when --ops is not given: every op kind,
 // ZONE_DEVICE, fault injection and the queries included. Measured on tiny-x86 (2 hot-pluggable
 // blocks) at depth 8 on an idle 2-core machine: 49 concrete ops, 35,386 states, 764,645
-// transitions, 9.3 s wall-clock with 2 workers (18 s of CPU time).
+// transitions, about 3-4 s wall-clock with 2 workers (about 6 s of CPU time).
 var DefaultOpKinds = AllOpKinds()
 
 // CoreOpKinds ("--ops core") is the hotplug core without ZONE_DEVICE, fault injection and the

@@ -64,7 +64,7 @@ func checkFlags(o *checkOpts) *pflag.FlagSet {
 	fs.StringVar(&o.zoneDev, "zone-device", "", "CONFIG_ZONE_DEVICE: on or off (default: the profile's)")
 	fs.StringVar(&o.ops, "ops", "default", "comma list of op kinds (and sets) the alphabet is restricted to. "+
 		"\"default\" and \"all\": every kind (49 concrete ops on tiny-x86; depth 8: 35,386 states, "+
-		"about 10 s on 2 cores); \"core\": add_memory, remove_memory, online, offline, pin, unpin, the hugetlb "+
+		"about 3-4 s on 2 cores); \"core\": add_memory, remove_memory, online, offline, pin, unpin, the hugetlb "+
 		"ops and alloc_contig (30 ops; depth 8 in about a second). Names and sets combine, e.g. "+
 		"core,memremap,memunmap; mcheck ops lists the concrete ops")
 	fs.IntVar(&o.workers, "workers", runtime.NumCPU(), "parallel workers (results do not depend on it)")
