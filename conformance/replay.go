@@ -11,7 +11,11 @@
 //   - unplug = ACPI eject: acpi_scan_try_to_offline offlines every online block of the DIMM
 //     (device_offline); if one fails, the ones it offlined are onlined again with device_online
 //     (no online type: the "auto" zone rule) and nothing is ejected; otherwise the memory is
-//     removed (__remove_memory) and the DIMM ejected.
+//     removed (__remove_memory) and the DIMM ejected;
+//   - environment: a block onlined to a kernel zone receives the kernel's own unmovable allocations
+//     (the recordings show slab pages there at once), mapped onto the model's pin op; a later
+//     offline the kernel lets succeed unpins first. Observations decided by these environment ops
+//     are counted apart (Report.Env).
 //
 // Compared per step: the op's result, every hot-plugged block's state and valid_zones, boot blocks'
 // states, the change since the first observation of present/managed/spanned of Normal and
