@@ -40,6 +40,9 @@ func TestRunnerReportsPlantedDifferenceAtItsStep(t *testing.T) {
 		{"hvo-ignores-self-hosted", []string{
 			"add_memory block=1 nr=1 memmap_on_memory=1", "online block=1 type=movable",
 			"hugetlb_alloc block=1", "hugetlb_vmemmap_optimize block=1", "hugetlb_free block=1"}, 3, KindResult},
+		{"block-device-error-drops-altmap", []string{
+			"fail_next kind=block_device", "add_memory block=1 nr=1 memmap_on_memory=1",
+			"add_memory block=1 nr=1 memmap_on_memory=1"}, 1, KindSnapshot},
 		{"remove-drops-altmap", []string{
 			"add_memory block=1 nr=1 memmap_on_memory=1", "online block=1 type=kernel", "offline block=1",
 			"remove_memory block=1 nr=1", "pfn_valid pfn=0x40"}, 3, KindSnapshot},

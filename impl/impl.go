@@ -26,6 +26,7 @@ type faults struct {
 	hvoIgnoresSelfHosted      bool
 	removeDropsAltmap         bool
 	onlineSkipsVmemmapPresent bool
+	blockDeviceErrorDropsAlt  bool
 }
 
 var faultTable = []struct {
@@ -42,6 +43,9 @@ var faultTable = []struct {
 	{"online-skips-vmemmap-present",
 		"memory_block_online forgets adjust_present_page_count(+nr_vmemmap_pages) after online_pages",
 		func(f *faults) { f.onlineSkipsVmemmapPresent = true }},
+	{"block-device-error-drops-altmap",
+		"create_altmaps_and_memory_blocks (6.8) undoes a block whose device registration failed with arch_remove_memory(.., NULL): its self-hosted frames go to the buddy",
+		func(f *faults) { f.blockDeviceErrorDropsAlt = true }},
 }
 
 // FaultNames lists the named fault switches.

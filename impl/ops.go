@@ -85,7 +85,11 @@ func (m *Machine) AddMemory(B, N int, mmom bool) mcheck.Errno {
 				return err
 			}
 			if m.fault(mcheck.FaultBlockDevice) {
-				m.removePages(i*g.bp, g.bp, &a)
+				undo := &a
+				if m.f.blockDeviceErrorDropsAlt {
+					undo = nil // the 6.8 error path
+				}
+				m.removePages(i*g.bp, g.bp, undo)
 				m.undoPerBlock(B, i)
 				return mcheck.ENOMEM
 			}
