@@ -157,18 +157,8 @@ func (m *Machine) populate(a, n int, alt *altmap) mcheck.Errno {
 	partial := n < g.pps
 	switch g.p.Populate {
 	case mcheck.PopulateX86:
-		if partial {
-			for v := vs; v < ve; v++ {
-				if m.vMapped(v) {
-					continue
-				}
-				e, ok := m.allocFrame(nil, 1)
-				if !ok {
-					return mcheck.ENOMEM
-				}
-				m.setPte(v, e)
-			}
-			return mcheck.OK
+		if partial { // base pages from ordinary memory: the altmap is ignored
+			return m.populateBase(vs, ve, nil)
 		}
 		return m.populateHuge(vs, ve, alt)
 	case mcheck.PopulateARM64:

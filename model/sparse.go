@@ -113,6 +113,16 @@ func (m *Machine) basePage(v int, a *altmap) bool {
 	return true
 }
 
+// basePages is vmemmap_populate_basepages: every missing page of [vs, ve) gets a base frame.
+func (m *Machine) basePages(vs, ve int, a *altmap) bool {
+	for v := vs; v < ve; v++ {
+		if !m.basePage(v, a) {
+			return false
+		}
+	}
+	return true
+}
+
 // hugePages is vmemmap_populate_hugepages (mm/sparse-vmemmap.c).
 func (m *Machine) hugePages(vs, ve int, a *altmap) bool {
 	pmd := m.p.PMDPages()
@@ -138,10 +148,8 @@ func (m *Machine) hugePages(vs, ve int, a *altmap) bool {
 			c = next
 			continue
 		}
-		for v := c; v < next; v++ {
-			if !m.basePage(v, a) {
-				return false
-			}
+		if !m.basePages(c, next, a) {
+			return false
 		}
 		c = next
 	}
@@ -212,23 +220,13 @@ func (m *Machine) populate(a, n int, alt *altmap) bool {
 	case mcheck.PopulateX86:
 		// arch/x86/mm/init_64.c: partial sections get base pages from ordinary memory.
 		if partial {
-			for v := vs; v < ve; v++ {
-				if !m.basePage(v, nil) {
-					return false
-				}
-			}
-			return true
+			return m.basePages(vs, ve, nil)
 		}
 		return m.hugePages(vs, ve, alt)
 	case mcheck.PopulateARM64:
 		// arch/arm64/mm/mmu.c: base pages (from the altmap) unless a whole section on 4K.
 		if !m.p.HugeVmemmap || partial {
-			for v := vs; v < ve; v++ {
-				if !m.basePage(v, alt) {
-					return false
-				}
-			}
-			return true
+			return m.basePages(vs, ve, alt)
 		}
 		return m.hugePages(vs, ve, alt)
 	default:
