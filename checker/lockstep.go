@@ -117,12 +117,17 @@ func (q *Pair) CheckInitial() *Finding {
 
 // Step applies op to both machines and checks results, snapshots and invariants.
 func (q *Pair) Step(i int, op mcheck.Op) *Finding {
-	prev := q.ModelSnapshot()
-	mr := q.Model.Apply(op)
-	ir := q.Impl.Apply(op)
-	q.snap = nil
-	next := q.ModelSnapshot()
+	prev, next, mr, ir := q.apply(op)
 	return q.compare(i, op, &op, mr, ir, prev, next)
+}
+
+// apply runs op on both machines: their results, and the model's snapshots before and after.
+func (q *Pair) apply(op mcheck.Op) (prev, next *mcheck.Snapshot, mr, ir mcheck.Result) {
+	prev = q.ModelSnapshot()
+	mr = q.Model.Apply(op)
+	ir = q.Impl.Apply(op)
+	q.snap = nil
+	return prev, q.ModelSnapshot(), mr, ir
 }
 
 // StepSeen is Step for a search. When the pair reaches a state that seen reports as already
@@ -130,11 +135,7 @@ func (q *Pair) Step(i int, op mcheck.Op) *Finding {
 // results and the transition invariants are compared. It returns the finding, the pair's
 // fingerprint and whether the state was new.
 func (q *Pair) StepSeen(i int, op mcheck.Op, seen func(uint64) bool) (*Finding, uint64, bool) {
-	prev := q.ModelSnapshot()
-	mr := q.Model.Apply(op)
-	ir := q.Impl.Apply(op)
-	q.snap = nil
-	next := q.ModelSnapshot()
+	prev, next, mr, ir := q.apply(op)
 	fp := q.Fingerprint()
 	if !seen(fp) {
 		return q.compare(i, op, &op, mr, ir, prev, next), fp, true

@@ -24,7 +24,6 @@ type pairNode struct{ q *Pair }
 func (n pairNode) Clone() Node                           { return pairNode{n.q.Clone()} }
 func (n pairNode) Fingerprint() uint64                   { return n.q.Fingerprint() }
 func (n pairNode) Step(i int, op mcheck.Op) *Finding     { return n.q.Step(i, op) }
-func (n pairNode) StepR(i int, op mcheck.Op) stepOutcome { return n.q.stepResults(i, op) }
 func (n pairNode) StepSeen(i int, op mcheck.Op, seen func(uint64) bool) (*Finding, uint64, bool) {
 	return n.q.StepSeen(i, op, seen)
 }
@@ -50,14 +49,9 @@ type stepOutcome struct {
 	Finding     *Finding
 }
 
-// stepResults is Pair.Step that also returns both results (for printing traces); it must mirror
-// Pair.Step line for line.
+// stepResults is Pair.Step that also returns both results (for printing traces).
 func (q *Pair) stepResults(i int, op mcheck.Op) stepOutcome {
-	prev := q.ModelSnapshot()
-	mr := q.Model.Apply(op)
-	ir := q.Impl.Apply(op)
-	q.snap = nil
-	next := q.ModelSnapshot()
+	prev, next, mr, ir := q.apply(op)
 	return stepOutcome{mr, ir, q.compare(i, op, &op, mr, ir, prev, next)}
 }
 
