@@ -21,9 +21,9 @@ type Root func() (Node, *Finding, error)
 
 type pairNode struct{ q *Pair }
 
-func (n pairNode) Clone() Node                           { return pairNode{n.q.Clone()} }
-func (n pairNode) Fingerprint() uint64                   { return n.q.Fingerprint() }
-func (n pairNode) Step(i int, op mcheck.Op) *Finding     { return n.q.Step(i, op) }
+func (n pairNode) Clone() Node                       { return pairNode{n.q.Clone()} }
+func (n pairNode) Fingerprint() uint64               { return n.q.Fingerprint() }
+func (n pairNode) Step(i int, op mcheck.Op) *Finding { return n.q.Step(i, op) }
 func (n pairNode) StepSeen(i int, op mcheck.Op, seen func(uint64) bool) (*Finding, uint64, bool) {
 	return n.q.StepSeen(i, op, seen)
 }
