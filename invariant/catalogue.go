@@ -92,6 +92,14 @@ func liveAltmaps(p *mcheck.Profile, s *mcheck.Snapshot) map[int]mcheck.AltmapSna
 	return out
 }
 
+// liveAltmaps is liveAltmaps of the state after the op, computed once per check.
+func (c *ctx) liveAltmaps() map[int]mcheck.AltmapSnap {
+	if c.live == nil {
+		c.live = liveAltmaps(c.p, c.next)
+	}
+	return c.live
+}
+
 func forPages(s *mcheck.Snapshot, a, end int, f func(r mcheck.PageRun) bool) {
 	for _, r := range s.Pages {
 		if r.Start+r.N <= a {
@@ -178,7 +186,7 @@ func inv2t(c *ctx) {
 // altmap. README lists this as a kernel behaviour mcheck tolerates; replay shows it.
 func inv3(c *ctx) {
 	p, s := c.p, c.next
-	live := liveAltmaps(p, s)
+	live := c.liveAltmaps()
 	ppss := p.PagesPerSubsection()
 	runs, ri := s.Vmemmap, 0
 	for pfn := 0; pfn < p.NrPfns(); pfn += ppss {
@@ -323,7 +331,7 @@ func inv5t(c *ctx) {
 // altmap_alloc_block_buf): alloc, align >= 0; alloc + align <= free; reserve + free fits the
 // range; every frame handed out lies in [base + reserve, base + reserve + free).
 func inv6(c *ctx) {
-	live := liveAltmaps(c.p, c.next)
+	live := c.liveAltmaps()
 	for _, a := range live {
 		switch {
 		case a.Alloc < 0 || a.Align < 0:
@@ -359,7 +367,7 @@ func inv7(c *ctx) {
 			count[r.Altmap] += r.N
 		}
 	}
-	for base, a := range liveAltmaps(c.p, c.next) {
+	for base, a := range c.liveAltmaps() {
 		if count[base] != a.Alloc {
 			c.fail("altmap %#x: alloc %d but %d vmemmap pages are mapped from it", base, a.Alloc, count[base])
 		}

@@ -35,6 +35,7 @@ type ctx struct {
 	next *mcheck.Snapshot
 	id   string
 	out  []Violation
+	live map[int]mcheck.AltmapSnap // cache of liveAltmaps(p, next)
 }
 
 func (c *ctx) fail(format string, a ...any) {
